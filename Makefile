@@ -1,0 +1,68 @@
+# tailsse — `make run` and `make test` do all the set-up on a fresh Debian machine.
+SHELL := /bin/bash
+SWIFT ?= swift
+PREFIX ?= /usr/local
+DESTDIR ?=
+VENV := .venv
+PYTHON ?= python3
+LISTEN ?= 127.0.0.1:8111
+# Without /var/log/syslog or /var/log/messages, follow dpkg's log so `make run` shows something.
+RUN_ARGS ?= $(shell test -r /var/log/syslog || test -r /var/log/messages || echo --file dpkg=/var/log/dpkg.log)
+
+APT_RUN := ca-certificates curl
+APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils
+
+.PHONY: run build release test test-unit test-integration bench deps-run deps-test venv clean
+
+run: deps-run release
+	@echo "tailsse: open http://$(LISTEN)/ — or: curl -N http://$(LISTEN)/sources/NAME"
+	./.build/release/tailsse --listen $(LISTEN) --static-dir static $(RUN_ARGS)
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release
+
+test: deps-test venv
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	$(SWIFT) build -c release
+	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
+
+test-unit:
+	$(SWIFT) test
+
+test-integration: deps-test venv release
+	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
+
+bench: deps-test venv release
+	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py
+
+# Installs the Debian packages that are missing (root, or sudo when available).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "swift not found: install Swift 6.2+ from swift.org (https://www.swift.org/install/linux/)"; exit 1; }
+endef
+
+deps-run:
+	$(call apt_install,$(APT_RUN))
+
+deps-test:
+	$(call apt_install,$(APT_TEST))
+
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	touch $@
+
+clean:
+	rm -rf .build $(VENV)

@@ -1,0 +1,65 @@
+import NIOCore
+
+/// Where a new stream starts when it does not resume (and after a `reset`).
+public enum TailStart: Sendable, Equatable {
+    /// The last `n` lines or entries, then live (`0`: only new ones).
+    case last(Int)
+    /// From the beginning of what the source holds.
+    case all
+
+    /// Parses the `tail` query parameter: a non-negative count or `all`.
+    public init?(parameter: String) {
+        if parameter == "all" { self = .all; return }
+        guard !parameter.isEmpty, parameter.utf8.count <= 18, parameter.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              let count = Int(parameter)
+        else { return nil }
+        self = .last(count)
+    }
+}
+
+/// What a client asks of a source's stream.
+public struct StreamRequest: Sendable {
+    public var tail: TailStart
+    /// The id of the last event the client received, if it is resuming.
+    public var resumeID: String?
+
+    public init(tail: TailStart = .last(10), resumeID: String? = nil) {
+        self.tail = tail
+        self.resumeID = resumeID
+    }
+}
+
+/// What one step of an ``EventStream`` produced.
+public enum StreamStep: Sendable, Equatable {
+    /// Encoded events were appended to the buffer.
+    case events
+    /// Nothing new; time has passed (the caller may send a heartbeat or check deadlines).
+    case idle
+    /// The stream is over (the source ended, or the stream was stopped).
+    case finished
+}
+
+/// One client's stream of a source: it holds the client's position, not a copy of the log.
+public protocol EventStream: AnyObject, Sendable {
+    /// Waits until there is something to send, then appends the encoded events to `buffer`.
+    func next(into buffer: inout ByteBuffer) async throws -> StreamStep
+    /// Makes a pending or future ``next(into:)`` return ``StreamStep/finished``; callable from any task.
+    func stop()
+}
+
+/// A configured log source: a file or the journal.
+public protocol LogSource: Sendable {
+    var name: String { get }
+    /// `"file"` or `"journal"`.
+    var kind: String { get }
+    /// JSON members describing the source for `GET /sources`, beyond `name` and `kind`.
+    var details: [(key: String, value: String)] { get }
+    /// `true` while the source is being followed (even if its file is missing for now).
+    var isFollowing: Bool { get }
+    /// Number of clients currently streaming this source.
+    var clientCount: Int { get }
+    /// Opens a stream for one client, encoding with `encoder`.
+    func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream
+    /// Wakes every idle client so it can send heartbeats and check deadlines.
+    func tick()
+}

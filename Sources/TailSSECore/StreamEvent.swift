@@ -1,0 +1,39 @@
+/// One event of a source's stream: a line, or a marker for something that is not a line.
+public struct StreamEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// A line (or piece of a long line) of the log.
+        case line
+        /// The file was replaced by a new one (rename rotation, or deletion and re-creation).
+        case rotated
+        /// The file was truncated in place (copytruncate); the stream continues from offset 0.
+        case truncated
+        /// A resume id could not be honoured; the stream continues from the `tail` position.
+        case reset
+    }
+
+    public var kind: Kind
+    /// The resume id of the position just after this event; `nil` keeps the client's last id.
+    public var id: String?
+    /// The line's bytes (not yet validated as UTF-8), or a marker's human-readable message.
+    public var text: [UInt8]
+    /// For a piece of a long line: `true` when the next event continues the same line.
+    public var continues: Bool
+
+    public init(kind: Kind, id: String?, text: [UInt8], continues: Bool = false) {
+        self.kind = kind
+        self.id = id
+        self.text = text
+        self.continues = continues
+    }
+
+    public static func line(_ text: some Collection<UInt8>, id: String?, continues: Bool = false) -> StreamEvent {
+        StreamEvent(kind: .line, id: id, text: Array(text), continues: continues)
+    }
+
+    public static func marker(_ kind: Kind, id: String?, message: String) -> StreamEvent {
+        StreamEvent(kind: kind, id: id, text: Array(message.utf8))
+    }
+
+    /// Approximate memory held by the event, for bounding buffers.
+    public var footprint: Int { text.count + (id?.utf8.count ?? 0) + 48 }
+}

@@ -1,0 +1,117 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TailSSECore
+
+/// Turns a source into a streaming HTTP response and keeps it healthy: batching, heartbeats, write
+/// deadlines, noticing clients that leave, and ending cleanly on shutdown.
+struct StreamResponder: Sendable {
+    let settings: StreamSettings
+    let connections: ConnectionRegistry
+    let logger: Logger
+
+    /// Why a stream ended abnormally.
+    struct Killed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = format.contentType
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        let settings = self.settings
+        let connections = self.connections
+        let logger = self.logger
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            let encoder = EventEncoder(format: format, source: source.name)
+            let stream = await source.openStream(streamRequest, encoder: encoder)
+            let connection = ConnectionGuard()
+            connections.register(connection)
+            defer { connections.unregister(connection) }
+            do {
+                try await body.consumeWithInboundCloseHandler { _ in
+                    try await withGracefulShutdownHandler {
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask {
+                                let reason = await connection.waitUntilKilled()
+                                throw Killed(description: reason)
+                            }
+                            try await Self.pump(stream, encoder: encoder, writer: &writer, connection: connection, settings: settings)
+                            group.cancelAll()
+                        }
+                    } onGracefulShutdown: {
+                        stream.stop()
+                    }
+                } onInboundClosed: {
+                    stream.stop()
+                    connection.kill(reason: "client went away")
+                }
+            } catch let killed as Killed {
+                logger.debug("stream closed", metadata: ["source": .string(source.name), "reason": .string(killed.description)])
+                throw killed
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// Writes the stream's events until it finishes, batching whatever is ready into one write.
+    private static func pump(
+        _ stream: any EventStream, encoder: EventEncoder, writer: inout any ResponseBodyWriter,
+        connection: ConnectionGuard, settings: StreamSettings
+    ) async throws {
+        var buffer = ByteBufferAllocator().buffer(capacity: 4096)
+        encoder.preamble(retryMilliseconds: settings.retryMilliseconds, into: &buffer)
+        try await write(&buffer, to: &writer, connection: connection)
+        var lastWrite = ContinuousClock.now
+        while true {
+            let step = try await stream.next(into: &buffer)
+            switch step {
+            case .finished:
+                if buffer.readableBytes > 0 { try await write(&buffer, to: &writer, connection: connection) }
+                return
+            case .idle:
+                if ContinuousClock.now - lastWrite >= settings.heartbeat / 2 {
+                    encoder.heartbeat(into: &buffer)
+                }
+            case .events:
+                break
+            }
+            guard buffer.readableBytes > 0 else { continue }
+            try await write(&buffer, to: &writer, connection: connection)
+            lastWrite = .now
+        }
+    }
+
+    private static func write(_ buffer: inout ByteBuffer, to writer: inout any ResponseBodyWriter, connection: ConnectionGuard) async throws {
+        connection.writeBegan()
+        defer { connection.writeEnded() }
+        try await writer.write(buffer)
+        buffer = ByteBufferAllocator().buffer(capacity: 4096)
+    }
+}
+
+/// Ticks every source so idle streams send heartbeats, and closes streams stuck in a write.
+struct StreamSweeper: Service {
+    let sources: [any LogSource]
+    let settings: StreamSettings
+    let connections: ConnectionRegistry
+    let logger: Logger
+
+    func run() async throws {
+        let interval = min(settings.heartbeat / 2, settings.writeTimeout / 2, .seconds(5))
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: interval)
+                    for source in sources { source.tick() }
+                    let killed = connections.killStuck(timeout: settings.writeTimeout)
+                    if killed > 0 { logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)]) }
+                }
+            }
+        } catch is CancellationError {}
+    }
+}

@@ -1,0 +1,18 @@
+/// How streams behave on the wire; the same for every source.
+public struct StreamSettings: Sendable {
+    /// Longest quiet time before a heartbeat is sent.
+    public var heartbeat: Duration
+    /// A client whose pending write has not completed for this long is disconnected (it can resume).
+    public var writeTimeout: Duration
+    /// The `retry:` hint sent to EventSource clients, in milliseconds.
+    public var retryMilliseconds: Int
+    /// Bytes of encoded events written to a connection in one write, at most (about).
+    public var maxBatchBytes: Int
+
+    public init(heartbeat: Duration = .seconds(15), writeTimeout: Duration = .seconds(30), retryMilliseconds: Int = 2000, maxBatchBytes: Int = 256 << 10) {
+        self.heartbeat = heartbeat
+        self.writeTimeout = writeTimeout
+        self.retryMilliseconds = retryMilliseconds
+        self.maxBatchBytes = maxBatchBytes
+    }
+}

@@ -1,0 +1,181 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import TailSSECore
+
+/// Everything the HTTP edge needs to serve a set of sources.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var staticDirectory: String?
+    public var stream: StreamSettings
+
+    public init(host: String = "127.0.0.1", port: Int = 8111, staticDirectory: String? = nil, stream: StreamSettings = StreamSettings()) {
+        self.host = host
+        self.port = port
+        self.staticDirectory = staticDirectory
+        self.stream = stream
+    }
+}
+
+/// Builds the tailsse HTTP application: the same one `tailsse` runs and the tests drive.
+///
+/// - Parameters:
+///   - services: long-lived services that feed the sources (run before the server, stopped after it).
+///   - onListening: called with the bound address once the server accepts connections.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    sources: [any LogSource],
+    services: [any Service],
+    logger: Logger,
+    onListening: @escaping @Sendable (String) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    let connections = ConnectionRegistry()
+    let responder = StreamResponder(settings: configuration.stream, connections: connections, logger: logger)
+    let api = SourcesAPI(sources: sources, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory))
+    let router = Router()
+    router.add(middleware: JSONErrorMiddleware())
+    api.addRoutes(to: router)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tailsse"),
+        onServerRunning: { channel in
+            let address = channel.localAddress.map { address -> String in
+                let host = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]" : $0 } ?? configuration.host
+                return "\(host):\(address.port ?? configuration.port)"
+            } ?? "\(configuration.host):\(configuration.port)"
+            await onListening(address)
+        },
+        logger: logger
+    )
+    app.addServices(services)
+    app.addServices(StreamSweeper(sources: sources, settings: configuration.stream, connections: connections, logger: logger))
+    return app
+}
+
+/// The HTTP API of design.md: sources, streams, health, metrics and the page.
+struct SourcesAPI: Sendable {
+    let sources: [any LogSource]
+    let responder: StreamResponder
+    let connections: ConnectionRegistry
+    let assets: StaticAssets
+
+    private func source(named name: String) -> (any LogSource)? { sources.first { $0.name == name } }
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/healthz") { _, _ -> Response in
+            let following = sources.allSatisfy(\.isFollowing)
+            return Self.text(following ? "ok\n" : "starting\n", status: following ? .ok : .serviceUnavailable)
+        }
+        router.get("/sources") { _, _ -> Response in
+            Self.json(listing())
+        }
+        router.get("/sources/:name") { request, context -> Response in
+            try stream(request, name: context.parameters.get("name") ?? "")
+        }
+        router.get("/journal") { request, _ -> Response in
+            try stream(request, name: "journal")
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Self.text(metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        router.get("/") { _, _ -> Response in
+            asset("index.html")
+        }
+        router.get("/:asset") { _, context -> Response in
+            asset(context.parameters.get("asset") ?? "")
+        }
+    }
+
+    private func stream(_ request: Request, name: String) throws -> Response {
+        guard let source = source(named: name) else {
+            return Self.error("unknown source '\(name.prefix(64))'", status: .notFound)
+        }
+        let query = request.uri.queryParameters
+        var streamRequest = StreamRequest()
+        if let tail = query["tail"] {
+            guard let parsed = TailStart(parameter: String(tail)) else {
+                return Self.error("tail must be a non-negative number of lines or 'all'", status: .badRequest)
+            }
+            streamRequest.tail = parsed
+        }
+        streamRequest.resumeID = request.headers[.lastEventID] ?? query["lastEventId"].map(String.init)
+        let format = StreamFormat.negotiate(accept: request.headers[.accept])
+        return responder.response(source: source, streamRequest: streamRequest, format: format, body: request.body)
+    }
+
+    private func listing() -> [UInt8] {
+        var out: [UInt8] = Array("[".utf8)
+        for (index, source) in sources.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out += Array("{\"name\":".utf8) + JSONText.quoted(source.name)
+            out += Array(",\"kind\":".utf8) + JSONText.quoted(source.kind)
+            for (key, value) in source.details { out += Array(",".utf8) + JSONText.quoted(key) + Array(":".utf8) + JSONText.quoted(value) }
+            out += Array(",\"following\":\(source.isFollowing),\"clients\":\(source.clientCount)}".utf8)
+        }
+        out.append(UInt8(ascii: "]"))
+        return out
+    }
+
+    private func metrics() -> String {
+        var lines = [
+            "# HELP tailsse_streams Open streams.",
+            "# TYPE tailsse_streams gauge",
+            "tailsse_streams \(connections.count)",
+            "# HELP tailsse_source_clients Clients per source.",
+            "# TYPE tailsse_source_clients gauge",
+        ]
+        for source in sources { lines.append("tailsse_source_clients{source=\"\(source.name)\"} \(source.clientCount)") }
+        lines.append("# HELP tailsse_source_following Whether the source is being followed.")
+        lines.append("# TYPE tailsse_source_following gauge")
+        for source in sources { lines.append("tailsse_source_following{source=\"\(source.name)\"} \(source.isFollowing ? 1 : 0)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func asset(_ name: String) -> Response {
+        guard let asset = assets[name] else { return Self.error("no such resource", status: .notFound) }
+        var headers = HTTPFields()
+        headers[.contentType] = asset.contentType
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        headers[.contentSecurityPolicy] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: asset.bytes))
+    }
+
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.cacheControl] = "no-cache"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes + [0x0A])))
+    }
+
+    static func error(_ message: String, status: HTTPResponse.Status) -> Response {
+        json(Array("{\"error\":".utf8) + JSONText.quoted(message) + Array("}".utf8), status: status)
+    }
+
+    static func text(_ text: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8") -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        headers[.cacheControl] = "no-cache"
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+extension HTTPField.Name {
+    static let lastEventID = HTTPField.Name("Last-Event-ID")!
+}
+
+/// Answers every error (unknown routes included) with a JSON body `{"error": "..."}`.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            let message = error.status == .notFound ? "no such resource" : error.status.reasonPhrase
+            return SourcesAPI.error(message, status: error.status)
+        }
+    }
+}

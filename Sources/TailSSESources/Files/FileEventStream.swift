@@ -1,0 +1,170 @@
+import NIOCore
+import Synchronization
+import TailSSECore
+
+/// One client's stream of a ``FileSource``.
+///
+/// It serves from the source's shared ``EventLog`` while the log holds its position, and reads the
+/// file at its own position (on NIO's thread pool) when it is behind, so a slow client costs no
+/// server memory and is never dropped.
+final class FileEventStream: EventStream {
+    private let source: FileSource
+    private let encoder: EventEncoder
+    private let token: EventLog<FilePosition>.WaitToken
+    private let state: Mutex<State>
+
+    private struct State {
+        var position: FilePosition
+        var sequence: UInt64?
+        var pending: [StreamEvent]
+        var stopped = false
+    }
+
+    /// Bytes read from the file per catch-up step.
+    private var readSize: Int { max(256 << 10, 2 * source.maxLineBytes + 2) }
+
+    init(source: FileSource, encoder: EventEncoder, start: FilePosition, pending: StreamEvent?) {
+        self.source = source
+        self.encoder = encoder
+        self.token = source.log.makeWaitToken()
+        self.state = Mutex(State(position: start, pending: pending.map { [$0] } ?? []))
+    }
+
+    deinit {
+        source.log.releaseWaitToken(token)
+        source.streamEnded()
+    }
+
+    func stop() {
+        state.withLock { $0.stopped = true }
+        source.log.interrupt(token)
+    }
+
+    func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
+        while true {
+            let (position, sequence, pending, stopped) = state.withLock { state in
+                defer { state.pending.removeAll() }
+                return (state.position, state.sequence, state.pending, state.stopped)
+            }
+            if stopped { return .finished }
+            if !pending.isEmpty {
+                for event in pending { encoder.encode(event, into: &buffer) }
+                return .events
+            }
+            if let sequence {
+                switch source.log.read(after: sequence) {
+                case .records(let records):
+                    for record in records { if let event = record.event { encoder.encode(event, into: &buffer) } }
+                    let last = records[records.count - 1]
+                    state.withLock { $0.position = last.to; $0.sequence = last.sequence }
+                    if buffer.readableBytes > 0 { return .events }
+                    continue
+                case .upToDate:
+                    if let step = await waitStep(after: sequence) { return step }
+                    continue
+                case .evicted:
+                    state.withLock { $0.sequence = nil }
+                    continue
+                }
+            }
+            let observed = source.log.lastSequence
+            if let located = source.log.locate(position) {
+                state.withLock { $0.sequence = located }
+                continue
+            }
+            switch await catchUp(from: position, into: &buffer) {
+            case .progressed:
+                if buffer.readableBytes > 0 { return .events }
+            case .waitForFollower:
+                if let step = await waitStep(after: observed) { return step }
+            }
+        }
+    }
+
+    private func waitStep(after sequence: UInt64) async -> StreamStep? {
+        switch await source.log.wait(after: sequence, token: token) {
+        case .appended: return nil
+        case .tick: return .idle
+        case .interrupted, .closed: return .finished
+        }
+    }
+
+    private enum CatchUp {
+        case progressed
+        case waitForFollower
+    }
+
+    /// Moves the position forward by reading the file (or the generation table) directly.
+    private func catchUp(from position: FilePosition, into buffer: inout ByteBuffer) async -> CatchUp {
+        let lookup = source.table.withLock { table in
+            (table[position.generation], table.active, table.committedEnd)
+        }
+        guard let generation = lookup.0 else {
+            let target = await source.tailPosition(.last(0))
+            let id = await runBlocking { [source] in source.eventID(at: target) } ?? nil
+            move(to: target, emitting: .marker(.reset, id: id, message: "this client fell behind data that is no longer kept; continuing from the newest lines"), into: &buffer)
+            return .progressed
+        }
+        if let sealedEnd = generation.sealedEnd, let successor = generation.successor {
+            if position.offset >= sealedEnd || generation.file == nil {
+                let next = FilePosition(generation: successor, offset: 0)
+                var marker: StreamEvent?
+                if let kind = generation.transition {
+                    let identity = source.table.withLock { $0[successor]?.identity }
+                    let id = identity.map { FileEventID(file: $0, offset: 0, check: 0).description }
+                    marker = .marker(kind, id: id, message: kind == .rotated ? "the file was replaced; following the new file" : "the file was truncated; reading it from the start")
+                }
+                move(to: next, emitting: marker, into: &buffer)
+                return .progressed
+            }
+            if generation.transition == .truncated {
+                let next = FilePosition(generation: successor, offset: 0)
+                let identity = generation.identity
+                let id = identity.map { FileEventID(file: $0, offset: 0, check: 0).description }
+                move(to: next, emitting: .marker(.reset, id: id, message: "the file was truncated before these lines were sent; continuing after the truncation"), into: &buffer)
+                return .progressed
+            }
+            return await read(generation: generation, from: position, limit: sealedEnd, sealed: true, into: &buffer)
+        }
+        guard position.generation == lookup.1, position.offset < lookup.2 else { return .waitForFollower }
+        return await read(generation: generation, from: position, limit: lookup.2, sealed: false, into: &buffer)
+    }
+
+    private func move(to target: FilePosition, emitting event: StreamEvent?, into buffer: inout ByteBuffer) {
+        if let event { encoder.encode(event, into: &buffer) }
+        state.withLock { $0.position = target; $0.sequence = nil }
+    }
+
+    /// Reads lines from `position` up to `limit` (a line boundary of the follower, or a sealed end,
+    /// where a final partial line is flushed).
+    private func read(generation: Generation, from position: FilePosition, limit: Int64, sealed: Bool, into buffer: inout ByteBuffer) async -> CatchUp {
+        guard let file = generation.file else { return .waitForFollower }
+        let maxLineBytes = source.maxLineBytes
+        let encoder = self.encoder
+        let readSize = self.readSize
+        let outcome = await runBlocking { () -> (ByteBuffer, Int64) in
+            let history = try file.history(before: position.offset)
+            var bytes: [UInt8] = []
+            let wanted = sealed ? min(Int64(readSize), limit - position.offset) : Int64(readSize)
+            try file.read(at: position.offset, count: Int(wanted), into: &bytes)
+            var splitter = LineSplitter(maxLineBytes: maxLineBytes, offset: position.offset, history: history)
+            var output = ByteBufferAllocator().buffer(capacity: bytes.count + bytes.count / 2 + 256)
+            var reached = position.offset
+            let identity = file.identity
+            let emit = { (line: SplitLine) in
+                guard line.end <= limit else { return }
+                let id = FileEventID(file: identity, offset: line.end, check: line.check).description
+                encoder.encode(.line(line.text, id: id, continues: line.continues), into: &output)
+                reached = line.end
+            }
+            bytes.withUnsafeBytes { splitter.consume($0, emit) }
+            if sealed, position.offset + Int64(bytes.count) >= limit { splitter.flush(emit) }
+            return (output, reached)
+        }
+        guard let (output, reached) = outcome, reached > position.offset else { return .waitForFollower }
+        var output2 = output
+        buffer.writeBuffer(&output2)
+        state.withLock { $0.position = FilePosition(generation: position.generation, offset: reached); $0.sequence = nil }
+        return .progressed
+    }
+}

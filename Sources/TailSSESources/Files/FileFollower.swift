@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import Synchronization
+import TailSSECore
+
+/// Reads one ``FileSource``'s file as it grows and publishes its lines to the source's log.
+///
+/// Lives on the ``FileWatchService`` thread; ``sync()`` is idempotent and is called on every
+/// inotify event for the file or its directory, after a queue overflow, and once a second, so a
+/// missed event delays a line by at most a second and never loses it.
+final class FileFollower {
+    let source: FileSource
+    private(set) var file: OpenFile?
+    private var splitter: LineSplitter
+    private var buffer: [UInt8] = []
+    private static let readSize = 256 << 10
+
+    init(source: FileSource) {
+        self.source = source
+        self.splitter = LineSplitter(maxLineBytes: source.maxLineBytes)
+    }
+
+    /// Brings the published lines up to date with the file, handling rotation and truncation.
+    /// Returns `true` when the followed file changed (its inotify watch must move).
+    @discardableResult
+    func sync() -> Bool {
+        var switched = false
+        if file == nil {
+            switched = openInitial()
+        }
+        guard let current = file else { return switched }
+        drain(current)
+        if let size = try? current.size(), size < splitter.consumedOffset {
+            truncate(current)
+            drain(current)
+        }
+        switch statIdentity(path: source.path) {
+        case .success(let info) where info.identity != current.identity:
+            do {
+                let replacement = try OpenFile.open(path: source.path)
+                drain(current)
+                rotate(to: replacement)
+                drain(replacement)
+                switched = true
+                source.report(problem: nil)
+            } catch {
+                source.report(problem: "a new file replaced it but cannot be opened: \(error)")
+            }
+        case .success:
+            source.report(problem: nil)
+        case .failure:
+            break
+        }
+        return switched
+    }
+
+    /// Opens the file the first time it is found. At startup the stream begins at the last complete
+    /// line; a file that appears later is read from its start.
+    private func openInitial() -> Bool {
+        let opened: OpenFile
+        do {
+            opened = try OpenFile.open(path: source.path)
+        } catch {
+            source.report(problem: error.errno == ENOENT ? "the file does not exist (yet)" : error.description)
+            appearedAfterStart = true
+            return false
+        }
+        source.report(problem: nil)
+        let previous = source.table.withLock { $0.active }
+        var start: Int64 = 0
+        if !appearedAfterStart {
+            start = (try? Self.lastLineStart(in: opened)) ?? 0
+        }
+        let history = (try? opened.history(before: start)) ?? []
+        splitter.reset(offset: start, history: history)
+        let serial = source.table.withLock { table in
+            let serial = table.advance(end: 0, to: opened, transition: nil)
+            table.committedEnd = start
+            return serial
+        }
+        source.log.append([LogRecord(
+            from: FilePosition(generation: previous, offset: 0),
+            to: FilePosition(generation: serial, offset: start),
+            event: nil
+        )])
+        file = opened
+        return true
+    }
+
+    /// Set once a sync found no file: a file that appears later is read from offset 0.
+    private var appearedAfterStart = false
+
+    private func drain(_ current: OpenFile) {
+        guard current === file else { return }
+        while true {
+            do {
+                try current.read(at: splitter.consumedOffset, count: Self.readSize, into: &buffer)
+            } catch {
+                source.report(problem: error.description)
+                return
+            }
+            if buffer.isEmpty { return }
+            publish(buffer, from: current)
+            if buffer.count < Self.readSize { return }
+        }
+    }
+
+    private func publish(_ bytes: [UInt8], from current: OpenFile) {
+        let serial = source.table.withLock { $0.active }
+        var records: [LogRecord<FilePosition>] = []
+        let identity = current.identity
+        bytes.withUnsafeBytes { raw in
+            splitter.consume(raw) { line in
+                records.append(Self.record(line, serial: serial, identity: identity))
+            }
+        }
+        commit(records)
+    }
+
+    private static func record(_ line: SplitLine, serial: UInt64, identity: FileIdentity) -> LogRecord<FilePosition> {
+        let id = FileEventID(file: identity, offset: line.end, check: line.check).description
+        return LogRecord(
+            from: FilePosition(generation: serial, offset: line.start),
+            to: FilePosition(generation: serial, offset: line.end),
+            event: .line(line.text, id: id, continues: line.continues)
+        )
+    }
+
+    private func commit(_ records: [LogRecord<FilePosition>]) {
+        guard let last = records.last else { return }
+        source.log.append(records)
+        source.table.withLock { $0.committedEnd = last.to.offset }
+    }
+
+    /// Publishes a held partial line: the generation ends here.
+    private func flushHeld(identity: FileIdentity) {
+        let serial = source.table.withLock { $0.active }
+        var records: [LogRecord<FilePosition>] = []
+        splitter.flush { line in records.append(Self.record(line, serial: serial, identity: identity)) }
+        commit(records)
+    }
+
+    private func truncate(_ current: OpenFile) {
+        flushHeld(identity: current.identity)
+        let end = splitter.emittedOffset
+        let (previous, serial) = source.table.withLock { table in
+            let previous = table.active
+            return (previous, table.advance(end: end, to: current, transition: .truncated))
+        }
+        splitter.reset(offset: 0)
+        source.log.append([LogRecord(
+            from: FilePosition(generation: previous, offset: end),
+            to: FilePosition(generation: serial, offset: 0),
+            event: .marker(.truncated, id: FileEventID(file: current.identity, offset: 0, check: 0).description,
+                           message: "the file was truncated; reading it from the start")
+        )])
+        source.logger.info("file truncated; reading from the start", metadata: ["path": .string(source.path)])
+    }
+
+    private func rotate(to replacement: OpenFile) {
+        if let old = file { flushHeld(identity: old.identity) }
+        let end = splitter.emittedOffset
+        let (previous, serial) = source.table.withLock { table in
+            let previous = table.active
+            return (previous, table.advance(end: end, to: replacement, transition: .rotated))
+        }
+        splitter.reset(offset: 0)
+        file = replacement
+        source.log.append([LogRecord(
+            from: FilePosition(generation: previous, offset: end),
+            to: FilePosition(generation: serial, offset: 0),
+            event: .marker(.rotated, id: FileEventID(file: replacement.identity, offset: 0, check: 0).description,
+                           message: "the file was replaced; following the new file")
+        )])
+        source.logger.info("file replaced; following the new file", metadata: ["path": .string(source.path)])
+    }
+
+    /// The offset after the last LF (where an unfinished last line starts).
+    static func lastLineStart(in file: OpenFile) throws -> Int64 {
+        let size = try file.size()
+        var position = size
+        var block: [UInt8] = []
+        while position > 0 {
+            let start = max(0, position - 65536)
+            try file.read(at: start, count: Int(position - start), into: &block)
+            if let index = block.lastIndex(of: 0x0A) { return start + Int64(index) + 1 }
+            position = start
+        }
+        return 0
+    }
+}

@@ -1,0 +1,194 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import TailSSECore
+
+/// A log file followed like `tail -F`, losing nothing: the ``LogSource`` for `--file NAME=PATH`.
+///
+/// One follower (on the ``FileWatchService`` thread) reads the file and appends its lines to an
+/// ``EventLog`` shared by every client. Each client's ``EventStream`` holds a ``FilePosition`` and
+/// reads the file itself, off the cooperative pool, when it is behind what the log still holds.
+public final class FileSource: LogSource {
+    public let name: String
+    public let path: String
+    public let maxLineBytes: Int
+    public var kind: String { "file" }
+    public var details: [(key: String, value: String)] { [("path", path)] }
+
+    let log: EventLog<FilePosition>
+    let table = Mutex(GenerationTable())
+    let logger: Logger
+    private let status = Mutex<String?>(nil)
+    private let following = Atomic<Bool>(false)
+    private let streams = Atomic<Int>(0)
+
+    /// - Parameters:
+    ///   - maxLineBytes: longer lines are split into pieces of at most this many bytes.
+    ///   - sharedBytes: bytes of recent events kept in memory for all clients to share.
+    public init(name: String, path: String, maxLineBytes: Int = 64 << 10, sharedBytes: Int = 4 << 20, logger: Logger) {
+        self.name = name
+        self.path = path
+        self.maxLineBytes = maxLineBytes
+        self.log = EventLog(capacityBytes: sharedBytes, start: FilePosition(generation: 0, offset: 0))
+        var logger = logger
+        logger[metadataKey: "source"] = .string(name)
+        self.logger = logger
+    }
+
+    public var isFollowing: Bool { following.load(ordering: .relaxed) }
+    public var clientCount: Int { streams.load(ordering: .relaxed) }
+
+    /// Why the file is not being read right now (missing, permission denied), if it is not.
+    public var problem: String? { status.withLock { $0 } }
+
+    func setFollowing(_ value: Bool) { following.store(value, ordering: .relaxed) }
+
+    /// Records a problem (logged once per change) or its end.
+    func report(problem: String?) {
+        let changed = status.withLock { current -> Bool in
+            defer { current = problem }
+            return current != problem
+        }
+        guard changed else { return }
+        if let problem {
+            logger.warning("cannot read the file; retrying", metadata: ["path": .string(path), "problem": .string(problem)])
+        } else {
+            logger.info("following the file", metadata: ["path": .string(path)])
+        }
+    }
+
+    public func tick() { log.tick() }
+
+    public func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream {
+        streams.add(1, ordering: .relaxed)
+        let start = await startPosition(for: request)
+        return FileEventStream(source: self, encoder: encoder, start: start.position, pending: start.reset)
+    }
+
+    func streamEnded() { streams.subtract(1, ordering: .relaxed) }
+
+    // MARK: - Start positions
+
+    private func startPosition(for request: StreamRequest) async -> (position: FilePosition, reset: StreamEvent?) {
+        if let resumeID = request.resumeID {
+            switch await resolve(resumeID) {
+            case .success(let position):
+                return (position, nil)
+            case .failure(let reason):
+                let position = await tailPosition(request.tail)
+                return (position, .marker(.reset, id: eventID(at: position), message: reason.description))
+            }
+        }
+        return (await tailPosition(request.tail), nil)
+    }
+
+    /// Why a resume id cannot be honoured.
+    struct ResumeFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Maps a client's last id to a position: in a generation this process knows, or in a rotated
+    /// file beside the followed one that still has the id's identity.
+    func resolve(_ text: String) async -> Result<FilePosition, ResumeFailure> {
+        let id: FileEventID
+        do {
+            id = try FileEventID(parsing: text)
+        } catch {
+            return .failure(ResumeFailure(description: "\(error.description); starting from the tail"))
+        }
+        for serial in table.withLock({ $0.serials(of: id.file) }) {
+            guard let generation = table.withLock({ $0[serial] }), let file = generation.file else { continue }
+            let verdict = await runBlocking { () -> Bool in
+                let end = try generation.sealedEnd ?? file.size()
+                return try id.offset <= end && PositionCheck(of: file.history(before: id.offset)).value == id.check
+            }
+            if verdict == true { return .success(FilePosition(generation: serial, offset: id.offset)) }
+            if verdict == false {
+                return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
+            }
+        }
+        let directory = directoryPath
+        let base = baseName
+        let found = await runBlocking { () -> (OpenFile, Int64)? in
+            guard let file = findSibling(directory: directory, baseName: base, identity: id.file) else { return nil }
+            let size = try file.size()
+            guard id.offset <= size, try PositionCheck(of: file.history(before: id.offset)).value == id.check else { return nil }
+            return (file, size)
+        }
+        if let found = found ?? nil {
+            let serial = table.withLock { $0.addDetached(file: found.0, end: found.1) }
+            logger.debug("resuming in a rotated file", metadata: ["identity": .string(id.file.description)])
+            return .success(FilePosition(generation: serial, offset: id.offset))
+        }
+        return .failure(ResumeFailure(description: "this id names a file that is no longer here (rotated away, deleted, or another source's); starting from the tail"))
+    }
+
+    /// The position `tail` lines before the end of what the follower has published.
+    func tailPosition(_ tail: TailStart) async -> FilePosition {
+        let (serial, generation, end) = table.withLock { ($0.active, $0[$0.active], $0.committedEnd) }
+        guard let file = generation?.file else { return FilePosition(generation: serial, offset: 0) }
+        switch tail {
+        case .all:
+            return FilePosition(generation: serial, offset: 0)
+        case .last(let count):
+            guard count > 0 else { return FilePosition(generation: serial, offset: end) }
+            let offset = await runBlocking { try Self.offset(ofLast: count, linesBefore: end, in: file) }
+            return FilePosition(generation: serial, offset: offset ?? end)
+        }
+    }
+
+    /// Scans back from `end` (a line start) for the start of the `count`-th last line.
+    static func offset(ofLast count: Int, linesBefore end: Int64, in file: OpenFile) throws -> Int64 {
+        var remaining = count
+        var position = end
+        var block: [UInt8] = []
+        let blockSize = 64 << 10
+        // The LF just before `end` ends the last line; it does not start one.
+        var skipFirstLF = true
+        while position > 0 {
+            let start = max(0, position - Int64(blockSize))
+            try file.read(at: start, count: Int(position - start), into: &block)
+            guard block.count == Int(position - start) else { return position }
+            var index = block.count - 1
+            while index >= 0 {
+                if block[index] == 0x0A {
+                    if skipFirstLF, start + Int64(index) == end - 1 {
+                        skipFirstLF = false
+                    } else {
+                        remaining -= 1
+                        if remaining == 0 { return start + Int64(index) + 1 }
+                    }
+                }
+                index -= 1
+            }
+            skipFirstLF = false
+            position = start
+        }
+        return 0
+    }
+
+    // MARK: - Ids
+
+    /// The id of a position: its file's identity, the offset and the check of the bytes before it.
+    func eventID(at position: FilePosition) -> String? {
+        guard let file = table.withLock({ $0[position.generation]?.file }) else { return nil }
+        let history = (try? file.history(before: position.offset)) ?? []
+        return FileEventID(file: file.identity, offset: position.offset, check: PositionCheck(of: history).value).description
+    }
+
+    var directoryPath: String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    var baseName: String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}
+
+/// Runs blocking file work on NIO's thread pool, never on the cooperative pool; `nil` on error.
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> T? {
+    try? await NIOThreadPool.singleton.runIfActive { try body() }
+}

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TailSSECore
+
+/// An open, read-only file descriptor shared by the follower and catch-up readers.
+///
+/// Reads use `pread`, which leaves no shared file offset, so any thread may read at once. The
+/// descriptor is closed when the last holder lets go, so a rotated or deleted file stays readable
+/// for clients still catching up on it.
+final class OpenFile: Sendable {
+    let descriptor: Int32
+    let identity: FileIdentity
+
+    private init(descriptor: Int32, identity: FileIdentity) {
+        self.descriptor = descriptor
+        self.identity = identity
+    }
+
+    deinit { close(descriptor) }
+
+    /// Opens `path` read-only; throws the `errno` on failure.
+    static func open(path: String) throws(SystemError) -> OpenFile {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw SystemError(errno: errno, operation: "open \(path)") }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let error = SystemError(errno: errno, operation: "fstat \(path)")
+            close(fd)
+            throw error
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            close(fd)
+            throw SystemError(errno: EINVAL, operation: "open \(path): not a regular file")
+        }
+        return OpenFile(descriptor: fd, identity: FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)))
+    }
+
+    /// The file's current size.
+    func size() throws(SystemError) -> Int64 {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw SystemError(errno: errno, operation: "fstat") }
+        return Int64(info.st_size)
+    }
+
+    /// Reads up to `count` bytes at `offset` into `buffer` (resized to what was read).
+    func read(at offset: Int64, count: Int, into buffer: inout [UInt8]) throws(SystemError) {
+        buffer.removeAll(keepingCapacity: true)
+        guard count > 0 else { return }
+        var filled = 0
+        var failure: Int32 = 0
+        buffer.reserveCapacity(count)
+        buffer.append(contentsOf: repeatElement(0, count: count))
+        buffer.withUnsafeMutableBytes { raw in
+            while filled < count {
+                let n = pread(descriptor, raw.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
+                if n > 0 { filled += n; continue }
+                if n == 0 { break }
+                if errno == EINTR { continue }
+                failure = errno
+                break
+            }
+        }
+        buffer.removeLast(count - filled)
+        if failure != 0 && filled == 0 { throw SystemError(errno: failure, operation: "pread") }
+    }
+
+    /// The (up to) ``PositionCheck/windowSize`` bytes just before `offset`.
+    func history(before offset: Int64) throws(SystemError) -> [UInt8] {
+        let start = max(0, offset - Int64(PositionCheck.windowSize))
+        var bytes: [UInt8] = []
+        try read(at: start, count: Int(offset - start), into: &bytes)
+        return bytes
+    }
+}
+
+/// A failed system call: its `errno` and what was attempted.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public var errno: Int32
+    public var operation: String
+
+    public init(errno: Int32, operation: String) {
+        self.errno = errno
+        self.operation = operation
+    }
+
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}
+
+/// `stat` of a path: its identity and size, or the errno.
+func statIdentity(path: String) -> Result<(identity: FileIdentity, size: Int64, isRegular: Bool), SystemError> {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return .failure(SystemError(errno: errno, operation: "stat \(path)")) }
+    return .success((
+        FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)),
+        Int64(info.st_size),
+        info.st_mode & S_IFMT == S_IFREG
+    ))
+}

@@ -1,0 +1,1 @@
+import Testing; import OpenAPIRuntime; @Test func t() {}
