@@ -10,7 +10,7 @@ LISTEN ?= 127.0.0.1:8111
 RUN_ARGS ?= $(shell test -r /var/log/syslog || test -r /var/log/messages || echo --file dpkg=/var/log/dpkg.log)
 
 APT_RUN := ca-certificates curl
-APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils
+APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace
 
 .PHONY: run build release test test-unit test-integration bench deps-run deps-test venv clean
 

@@ -1,0 +1,156 @@
+"""Ids stay valid across restarts of tailsse: resume is exact, lines written while it was down included."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from chaos import ReconnectingClient, Writer, first_difference, running
+from http_client import SSEStream
+from server import append, wait_until
+
+
+def kinds(events):
+    return [(e.type, e.json["text"]) if e.type == "message" else (e.type, None) for e in events]
+
+
+def test_restart_resume_exact(tailsse, logdir):
+    log = logdir / "app.log"
+    log.write_bytes(b"a-1\na-2\n")
+    srv = tailsse({"app": log})
+    with SSEStream(srv.port, "/sources/app?tail=2") as s:
+        last = s.wait_messages(2)[-1].own_id
+    assert srv.stop() == 0
+    append(log, "down-1\ndown-2\ndown-par")   # while tailsse is down, with a partial last line
+    srv.start()
+    append(log, "tial\nup-1\n")
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_messages(4)
+        assert kinds(s.events) == [("message", "down-1"), ("message", "down-2"),
+                                   ("message", "down-partial"), ("message", "up-1")]
+
+
+def test_restart_resume_across_rotation_while_down(tailsse, logdir):
+    log = logdir / "app.log"
+    log.write_bytes(b"a-1\na-2\n")
+    srv = tailsse({"app": log})
+    with SSEStream(srv.port, "/sources/app?tail=2") as s:
+        last = s.wait_messages(2)[-1].own_id
+    assert srv.stop() == 0
+    append(log, "a-3\n")
+    os.rename(log, logdir / "app.log.1")
+    append(logdir / "app.log.1", "a-4\n")
+    append(log, "b-1\nb-2\n")
+    srv.start()
+    append(log, "b-3\n")
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_messages(5)
+        assert kinds(s.events) == [("message", "a-3"), ("message", "a-4"), ("rotated", None),
+                                   ("message", "b-1"), ("message", "b-2"), ("message", "b-3")]
+
+
+def test_restart_resume_across_two_rotations_while_down(tailsse, logdir):
+    """logrotate ran twice while tailsse was down: app.log -> .1 -> .2; all files still exist."""
+    log = logdir / "app.log"
+    log.write_bytes(b"a-1\na-2\n")
+    srv = tailsse({"app": log})
+    with SSEStream(srv.port, "/sources/app?tail=2") as s:
+        last = s.wait_messages(2)[-1].own_id
+    assert srv.stop() == 0
+    append(log, "a-3\n")
+    os.rename(log, logdir / "app.log.1")
+    append(log, "b-1\n")
+    os.rename(logdir / "app.log.1", logdir / "app.log.2")
+    os.rename(log, logdir / "app.log.1")
+    append(log, "c-1\n")
+    srv.start()
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "c-1" for e in st.events), 20, "c-1")
+        assert kinds(s.events) == [("message", "a-3"), ("rotated", None), ("message", "b-1"),
+                                   ("rotated", None), ("message", "c-1")]
+
+
+def test_restart_resume_in_file_rotated_while_up(tailsse, logdir):
+    """The client's id is in app.log.2: rotated twice while tailsse ran, then tailsse restarted."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "a-1\n")
+        last = s.wait_messages(1)[0].own_id
+        append(log, "a-2\n")
+        os.rename(log, logdir / "app.log.1")
+        append(log, "b-1\n")
+        s.wait_messages(3)  # tailsse follows the new file before the next rotation
+        os.rename(logdir / "app.log.1", logdir / "app.log.2")
+        os.rename(log, logdir / "app.log.1")
+        append(log, "c-1\n")
+        s.wait_messages(4)
+        seen = kinds(s.events)
+        assert seen == [("message", "a-1"), ("message", "a-2"), ("rotated", None), ("message", "b-1"),
+                        ("rotated", None), ("message", "c-1")]
+    srv.restart()
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "c-1" for e in st.events), 20, "c-1")
+        assert kinds(s.events) == seen[1:]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_restarts_under_a_reconnecting_client(tailsse, logdir, sig):
+    """Stop (SIGTERM; or a crash: SIGKILL) and start again with the same arguments, several times,
+    while lines keep coming and a client keeps reconnecting with Last-Event-ID; rotations happen
+    while tailsse is up and while it is down."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, shared_buffer_bytes=8192)
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "sync line\n")
+        start_id = s.wait_messages(1)[0].own_id
+    # Writes until told how many lines to end with (after the last restart).
+    writer = Writer(log, count=10 ** 9, seed=424242, rotate_every=None, pace=0.002)
+    deadline = time.monotonic() + 150
+    client = ReconnectingClient(lambda: srv.port, "app", 99,
+                                target=lambda: len(writer.written) if writer.done.is_set() else None,
+                                deadline=deadline)
+    client.last_id = start_id
+    with running(writer, client):
+        restarts = 0
+        for cycle in range(4):
+            target = len(writer.written) + 300
+            wait_until(lambda: len(writer.written) >= target, 60, "writer progress")
+            if cycle % 2 == 0:
+                writer.request_rotation()
+            # Let the client catch up, past the rotation marker too, so that its id is in the file
+            # being written when we stop. (An id two rotations back across a restart is
+            # test_restart_resume_in_file_rotated_while_up's business.)
+            n = len(writer.written)
+            wait_until(lambda: (len(client.received) >= n and client.markers.get("rotated", 0) >= writer.rotations)
+                       or client.error, 60, "the client to catch up")
+            assert client.error is None, client.error
+            rc = srv.stop(sig)
+            assert rc == (0 if sig == signal.SIGTERM else -signal.SIGKILL), f"exit status {rc} on {sig!r}"
+            written_before = len(writer.written)
+            if cycle in (1, 2):
+                writer.request_rotation()
+            wait_until(lambda: len(writer.written) >= written_before + 80, 60,
+                       "lines written while tailsse is down")
+            srv.start()
+            restarts += 1
+        writer.count = len(writer.written) + 300
+        writer.join(timeout=120)
+        assert writer.done.is_set() and writer.error is None, writer.error
+        client.deadline = min(client.deadline, time.monotonic() + 40)
+        client.join(timeout=max(1, client.deadline - time.monotonic()))
+        if client.is_alive():
+            client.stop.set()
+            client.join(10)
+        assert client.error is None, f"{client.error!r}; {len(client.received)} of {len(writer.written)} lines"
+        assert restarts == 4 and writer.rotations == 4
+        assert client.received == writer.written, first_difference(writer.written, client.received)
+    print(f"{len(writer.written)} lines, {writer.rotations} rotations, {client.connections} connections, "
+          f"{client.refused} refused, markers {client.markers}")

@@ -1,0 +1,131 @@
+"""A client that never reads costs bounded memory and is closed after the write deadline, while
+a normal client beside it still gets every line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import threading
+import time
+
+from http_client import SSEStream, build_request, metric
+from server import wait_until
+
+MiB = 1 << 20
+
+
+def test_client_that_never_reads(tailsse, logdir):
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, write_timeout=3, shared_buffer_bytes=4 * MiB, max_line_bytes=4096)
+
+    line_len = 1000
+    lines_per_write = 256
+    total_lines = 80 * 1024  # ~80 MB of log
+    # The normal client, reading everything in a thread.
+    normal = SSEStream(srv.port, "/sources/app?tail=0", timeout=30)
+    normal.wait_ready()
+    got = {"n": 0, "bad": None}
+
+    def read_normal():
+        handled = 0
+        deadline = time.monotonic() + 150
+        while got["n"] < total_lines and time.monotonic() < deadline:
+            if not normal.pump(timeout=1.0):
+                break
+            evs = normal.parser.events
+            for ev in evs[handled:]:
+                if ev.type != "message":
+                    got["bad"] = got["bad"] or f"unexpected {ev.type} event: {ev.data}"
+                    continue
+                text = ev.json["text"]
+                if int(text[:8]) != got["n"] and got["bad"] is None:
+                    got["bad"] = f"line {got['n']} expected, got {text[:8]!r}"
+                got["n"] += 1
+            handled = len(evs)
+            if handled > 10000:  # keep memory flat in the test process too
+                del evs[:handled]
+                handled = 0
+            normal.body.clear()
+
+    reader = threading.Thread(target=read_normal, daemon=True)
+    reader.start()
+
+    # The client that never reads: a small receive buffer, request sent, recv() never called.
+    stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", srv.port))
+    stuck.sendall(build_request("/sources/app?tail=0", [("Accept", "text/event-stream")]))
+    wait_until(lambda: metric(srv.port, "tailsse_streams") == 2, 20, "two open streams")
+
+    baseline = srv.rss_bytes()
+    peak = [baseline]
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.is_set():
+            try:
+                peak[0] = max(peak[0], srv.rss_bytes())
+            except (OSError, AssertionError):
+                return
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    pad = "p" * (line_len - 10)
+    try:
+        for start in range(0, total_lines, lines_per_write):
+            chunk = "".join(f"{i:08d} {pad}\n" for i in range(start, min(total_lines, start + lines_per_write)))
+            data = chunk.encode()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+    reader.join(timeout=150)
+    sampling.set()
+    sampler.join()
+    assert got["bad"] is None, got["bad"]
+    assert got["n"] == total_lines, f"the normal client got {got['n']} of {total_lines} lines"
+    growth = peak[0] - baseline
+    print(f"RSS baseline {baseline / MiB:.1f} MiB, peak {peak[0] / MiB:.1f} MiB, growth {growth / MiB:.1f} MiB")
+    assert growth < 64 * MiB, f"server RSS grew by {growth / MiB:.1f} MiB with a client that never reads"
+
+    # The stuck client is closed after the write deadline (--write-timeout 3): the stream count
+    # drops to the normal client alone ...
+    wait_until(lambda: metric(srv.port, "tailsse_streams") == 1, 20,
+               "the server to close the client that never reads")
+    # ... and reading its socket now drains what the kernel buffered, then ends (EOF or reset).
+    stuck.setblocking(False)
+    deadline = time.monotonic() + 30
+    ended = False
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([stuck], [], [], 1.0)
+        if not r:
+            continue
+        try:
+            data = stuck.recv(1 << 20)
+        except ConnectionResetError:
+            ended = True
+            break
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                continue
+            raise
+        if not data:
+            ended = True
+            break
+    stuck.close()
+    assert ended, "the connection of the client that never read was not closed by the server"
+    assert srv.running()
+    # The normal client is still being served.
+    from server import append
+    append(log, "99999999 after\n")
+    normal.wait_for(lambda s: any(e.type == "message" and e.json["text"] == "99999999 after"
+                                  for e in s.parser.events), 20, "a line after the stuck client was closed")
+    normal.close()
