@@ -11,6 +11,8 @@ RUN_ARGS ?= $(shell test -r /var/log/syslog || test -r /var/log/messages || echo
 
 APT_RUN := ca-certificates curl
 APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace
+# The benchmarks compile their C load client (bench/sseload.c) and use coreutils' tail as baseline and peer.
+APT_BENCH := gcc libc6-dev coreutils
 
 .PHONY: run build release test test-unit test-integration bench deps-run deps-test venv clean
 
@@ -37,7 +39,8 @@ test-integration: deps-test venv release
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
 
 bench: deps-test venv release
-	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py
+	$(call apt_install,$(APT_BENCH))
+	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 # Installs the Debian packages that are missing (root, or sudo when available).
 define apt_install
