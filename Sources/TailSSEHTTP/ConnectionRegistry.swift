@@ -1,3 +1,4 @@
+import ServiceLifecycle
 import Synchronization
 import TailSSECore
 
@@ -6,6 +7,13 @@ import TailSSECore
 /// Killing resumes the connection's watchdog task, which then throws and cancels the stream's
 /// writer — the only way to end a write that a client never reads.
 final class ConnectionGuard: Sendable {
+    private let stream: any EventStream
+
+    init(stream: any EventStream) { self.stream = stream }
+
+    /// Ends the stream after its pending write: the response finishes with complete events.
+    func stopStream() { stream.stop() }
+
     private struct State {
         var writeStarted: ContinuousClock.Instant?
         var killed: String?
@@ -19,7 +27,7 @@ final class ConnectionGuard: Sendable {
 
     /// `true` when a write has been pending for longer than `timeout`.
     func isStuck(timeout: Duration, now: ContinuousClock.Instant) -> Bool {
-        state.withLock { state in state.writeStarted.map { now - $0 > timeout } ?? false }
+        state.withLock { state in state.killed == nil && (state.writeStarted.map { now - $0 > timeout } ?? false) }
     }
 
     /// Ends the connection now (its pending write is cancelled).
@@ -33,17 +41,24 @@ final class ConnectionGuard: Sendable {
         waiter?.resume(returning: reason)
     }
 
-    /// Returns when ``kill(reason:)`` is called (or immediately if it was), with the reason.
+    /// Returns when ``kill(reason:)`` is called (or immediately if it was), with the reason, or
+    /// when the waiting task is cancelled.
     func waitUntilKilled() async -> String {
-        await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            let reason = state.withLock { state -> String? in
-                if let killed = state.killed { return killed }
-                state.waiter = continuation
-                return nil
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
+                let reason = state.withLock { state -> String? in
+                    if let killed = state.killed { return killed }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let reason { continuation.resume(returning: reason) }
             }
-            if let reason { continuation.resume(returning: reason) }
+        } onCancel: {
+            kill(reason: "stream ended")
         }
     }
+
+    var isKilled: Bool { state.withLock { $0.killed != nil } }
 }
 
 /// The open streams, so one sweeper can enforce write deadlines and shutdown can end them all.
@@ -64,7 +79,31 @@ final class ConnectionRegistry: Sendable {
         return stuck.count
     }
 
+    func stopAll() {
+        for connection in guards.withLock({ Array($0.values) }) { connection.stopStream() }
+    }
+
     func killAll(reason: String) {
         for connection in guards.withLock({ Array($0.values) }) { connection.kill(reason: reason) }
+    }
+}
+
+/// Ends every stream when shutdown begins, before the server waits for its connections to close.
+///
+/// Listed after the server in the service group, so it is told to shut down first. Streams end
+/// cleanly after their pending write; one still stuck after `grace` is killed.
+struct StreamCloser: Service, CustomStringConvertible {
+    let connections: ConnectionRegistry
+    let grace: Duration
+    var description: String { "StreamCloser" }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        connections.stopAll()
+        let deadline = ContinuousClock.now + grace
+        while connections.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        connections.killAll(reason: "shutting down")
     }
 }

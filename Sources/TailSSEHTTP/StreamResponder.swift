@@ -29,22 +29,22 @@ struct StreamResponder: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let encoder = EventEncoder(format: format, source: source.name)
             let stream = await source.openStream(streamRequest, encoder: encoder)
-            let connection = ConnectionGuard()
+            let connection = ConnectionGuard(stream: stream)
             connections.register(connection)
             defer { connections.unregister(connection) }
+            let pumpWriter = WriterBox(writer)
             do {
                 try await body.consumeWithInboundCloseHandler { _ in
-                    try await withGracefulShutdownHandler {
-                        try await withThrowingTaskGroup(of: Void.self) { group in
-                            group.addTask {
-                                let reason = await connection.waitUntilKilled()
-                                throw Killed(description: reason)
-                            }
-                            try await Self.pump(stream, encoder: encoder, writer: &writer, connection: connection, settings: settings)
-                            group.cancelAll()
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, settings: settings)
                         }
-                    } onGracefulShutdown: {
-                        stream.stop()
+                        group.addTask {
+                            let reason = await connection.waitUntilKilled()
+                            if !Task.isCancelled { throw Killed(description: reason) }
+                        }
+                        try await group.next()
+                        group.cancelAll()
                     }
                 } onInboundClosed: {
                     stream.stop()
@@ -54,24 +54,25 @@ struct StreamResponder: Sendable {
                 logger.debug("stream closed", metadata: ["source": .string(source.name), "reason": .string(killed.description)])
                 throw killed
             }
+            writer = pumpWriter.writer
             try await writer.finish(nil)
         })
     }
 
     /// Writes the stream's events until it finishes, batching whatever is ready into one write.
     private static func pump(
-        _ stream: any EventStream, encoder: EventEncoder, writer: inout any ResponseBodyWriter,
+        _ stream: any EventStream, encoder: EventEncoder, writer: WriterBox,
         connection: ConnectionGuard, settings: StreamSettings
     ) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 4096)
         encoder.preamble(retryMilliseconds: settings.retryMilliseconds, into: &buffer)
-        try await write(&buffer, to: &writer, connection: connection)
+        try await write(&buffer, to: writer, connection: connection)
         var lastWrite = ContinuousClock.now
         while true {
             let step = try await stream.next(into: &buffer)
             switch step {
             case .finished:
-                if buffer.readableBytes > 0 { try await write(&buffer, to: &writer, connection: connection) }
+                if buffer.readableBytes > 0 { try await write(&buffer, to: writer, connection: connection) }
                 return
             case .idle:
                 if ContinuousClock.now - lastWrite >= settings.heartbeat / 2 {
@@ -81,21 +82,22 @@ struct StreamResponder: Sendable {
                 break
             }
             guard buffer.readableBytes > 0 else { continue }
-            try await write(&buffer, to: &writer, connection: connection)
+            try await write(&buffer, to: writer, connection: connection)
             lastWrite = .now
         }
     }
 
-    private static func write(_ buffer: inout ByteBuffer, to writer: inout any ResponseBodyWriter, connection: ConnectionGuard) async throws {
+    private static func write(_ buffer: inout ByteBuffer, to writer: WriterBox, connection: ConnectionGuard) async throws {
         connection.writeBegan()
         defer { connection.writeEnded() }
-        try await writer.write(buffer)
+        try await writer.writer.write(buffer)
         buffer = ByteBufferAllocator().buffer(capacity: 4096)
     }
 }
 
 /// Ticks every source so idle streams send heartbeats, and closes streams stuck in a write.
-struct StreamSweeper: Service {
+struct StreamSweeper: Service, CustomStringConvertible {
+    var description: String { "StreamSweeper" }
     let sources: [any LogSource]
     let settings: StreamSettings
     let connections: ConnectionRegistry
@@ -114,4 +116,11 @@ struct StreamSweeper: Service {
             }
         } catch is CancellationError {}
     }
+}
+
+/// Moves the response writer into the task that pumps events, so that killing the connection can
+/// cancel a write the client never reads. Only one task uses it at a time.
+final class WriterBox: @unchecked Sendable {
+    var writer: any ResponseBodyWriter
+    init(_ writer: any ResponseBodyWriter) { self.writer = writer }
 }

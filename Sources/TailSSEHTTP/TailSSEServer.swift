@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import TailSSECore
+import UnixSignals
 
 /// Everything the HTTP edge needs to serve a set of sources.
 public struct ServerConfiguration: Sendable {
@@ -20,25 +21,26 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// Builds the tailsse HTTP application: the same one `tailsse` runs and the tests drive.
+/// Runs tailsse: the sources' services, the HTTP server and its helpers in one service group that
+/// shuts down in order on SIGTERM/SIGINT — streams end first, then the server, then the sources.
 ///
 /// - Parameters:
-///   - services: long-lived services that feed the sources (run before the server, stopped after it).
+///   - services: long-lived services that feed the sources (started first, stopped last).
 ///   - onListening: called with the bound address once the server accepts connections.
-public func buildApplication(
+public func runServer(
     configuration: ServerConfiguration,
     sources: [any LogSource],
     services: [any Service],
     logger: Logger,
     onListening: @escaping @Sendable (String) async -> Void = { _ in }
-) -> some ApplicationProtocol {
+) async throws {
     let connections = ConnectionRegistry()
     let responder = StreamResponder(settings: configuration.stream, connections: connections, logger: logger)
     let api = SourcesAPI(sources: sources, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory))
     let router = Router()
     router.add(middleware: JSONErrorMiddleware())
     api.addRoutes(to: router)
-    var app = Application(
+    let app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tailsse"),
         onServerRunning: { channel in
@@ -50,9 +52,16 @@ public func buildApplication(
         },
         logger: logger
     )
-    app.addServices(services)
-    app.addServices(StreamSweeper(sources: sources, settings: configuration.stream, connections: connections, logger: logger))
-    return app
+    let group = ServiceGroup(configuration: .init(
+        services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) } + [
+            .init(service: StreamSweeper(sources: sources, settings: configuration.stream, connections: connections, logger: logger)),
+            .init(service: app),
+            .init(service: StreamCloser(connections: connections, grace: .milliseconds(500))),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    ))
+    try await group.run()
 }
 
 /// The HTTP API of design.md: sources, streams, health, metrics and the page.

@@ -84,11 +84,10 @@ struct TailSSECommand: AsyncParsableCommand {
             )
         )
         let watcher = try FileWatchService(sources: sources, logger: logger)
-        let app = buildApplication(configuration: configuration, sources: sources, services: [watcher], logger: logger) { address in
+        try await runServer(configuration: configuration, sources: sources, services: [watcher], logger: logger) { address in
             print("tailsse: listening on http://\(address)/")
             fflush(nil)
         }
-        try await app.runService()
     }
 
     private func endpoint() throws -> (String, Int) {

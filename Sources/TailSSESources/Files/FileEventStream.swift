@@ -106,7 +106,14 @@ final class FileEventStream: EventStream {
             return .progressed
         }
         if let sealedEnd = generation.sealedEnd, let successor = generation.successor {
-            if position.offset >= sealedEnd || generation.file == nil {
+            if position.offset < sealedEnd, generation.file == nil {
+                let identity = source.table.withLock { $0[successor]?.identity }
+                let id = identity.map { FileEventID(file: $0, offset: 0, check: 0).description }
+                move(to: FilePosition(generation: successor, offset: 0),
+                     emitting: .marker(.reset, id: id, message: "the rest of a rotated file is no longer kept open; continuing with the file that replaced it"), into: &buffer)
+                return .progressed
+            }
+            if position.offset >= sealedEnd {
                 let next = FilePosition(generation: successor, offset: 0)
                 var marker: StreamEvent?
                 if let kind = generation.transition {
@@ -161,7 +168,13 @@ final class FileEventStream: EventStream {
             if sealed, position.offset + Int64(bytes.count) >= limit { splitter.flush(emit) }
             return (output, reached)
         }
-        guard let (output, reached) = outcome, reached > position.offset else { return .waitForFollower }
+        guard let (output, reached) = outcome, reached > position.offset else {
+            guard sealed, let successor = generation.successor else { return .waitForFollower }
+            let id = source.table.withLock { $0[successor]?.identity }.map { FileEventID(file: $0, offset: 0, check: 0).description }
+            move(to: FilePosition(generation: successor, offset: 0),
+                 emitting: .marker(.reset, id: id, message: "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
+            return .progressed
+        }
         var output2 = output
         buffer.writeBuffer(&output2)
         state.withLock { $0.position = FilePosition(generation: position.generation, offset: reached); $0.sequence = nil }

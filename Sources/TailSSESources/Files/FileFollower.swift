@@ -15,6 +15,8 @@ final class FileFollower {
     private(set) var file: OpenFile?
     private var splitter: LineSplitter
     private var buffer: [UInt8] = []
+    /// The last bytes consumed, to notice a file truncated and rewritten past our offset.
+    private var window: [UInt8] = []
     private static let readSize = 256 << 10
 
     init(source: FileSource) {
@@ -31,6 +33,9 @@ final class FileFollower {
             switched = openInitial()
         }
         guard let current = file else { return switched }
+        if wasRewritten(current) {
+            truncate(current)
+        }
         drain(current)
         if let size = try? current.size(), size < splitter.consumedOffset {
             truncate(current)
@@ -75,6 +80,7 @@ final class FileFollower {
         }
         let history = (try? opened.history(before: start)) ?? []
         splitter.reset(offset: start, history: history)
+        window = history
         let serial = source.table.withLock { table in
             let serial = table.advance(end: 0, to: opened, transition: nil)
             table.committedEnd = start
@@ -107,7 +113,22 @@ final class FileFollower {
         }
     }
 
+    /// `true` when the bytes before our offset changed: the file was truncated (copytruncate) and
+    /// has grown past our offset again before we looked.
+    private func wasRewritten(_ current: OpenFile) -> Bool {
+        let end = splitter.consumedOffset
+        guard !window.isEmpty, end >= Int64(window.count) else { return false }
+        var bytes: [UInt8] = []
+        guard (try? current.read(at: end - Int64(window.count), count: window.count, into: &bytes)) != nil else { return false }
+        return bytes.count == window.count && bytes != window
+    }
+
     private func publish(_ bytes: [UInt8], from current: OpenFile) {
+        if bytes.count >= PositionCheck.windowSize {
+            window = Array(bytes.suffix(PositionCheck.windowSize))
+        } else {
+            window = Array((window + bytes).suffix(PositionCheck.windowSize))
+        }
         let serial = source.table.withLock { $0.active }
         var records: [LogRecord<FilePosition>] = []
         let identity = current.identity
@@ -150,6 +171,7 @@ final class FileFollower {
             return (previous, table.advance(end: end, to: current, transition: .truncated))
         }
         splitter.reset(offset: 0)
+        window = []
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
             to: FilePosition(generation: serial, offset: 0),
@@ -167,6 +189,7 @@ final class FileFollower {
             return (previous, table.advance(end: end, to: replacement, transition: .rotated))
         }
         splitter.reset(offset: 0)
+        window = []
         file = replacement
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),

@@ -29,6 +29,9 @@ struct Generation: Sendable {
 /// Bounded: old generations are forgotten; a client still positioned in one gets a `reset`.
 struct GenerationTable: Sendable {
     static let capacity = 32
+    /// Sealed generations that keep their file open for clients still reading them; older ones
+    /// let go, so the space of deleted rotated files is freed.
+    static let openSealedFiles = 4
     private(set) var generations: [UInt64: Generation] = [:]
     private var order: [UInt64] = []
     private(set) var active: UInt64
@@ -54,19 +57,38 @@ struct GenerationTable: Sendable {
         generations[active]?.transition = transition
         active = serial
         committedEnd = 0
+        closeOldSealedFiles()
         return serial
     }
 
-    /// Adds a generation found by identity for a resuming client: a rotated file that ended
-    /// (for us) at `end` and is followed by the oldest generation this process followed.
-    mutating func addDetached(file: OpenFile, end: Int64) -> UInt64 {
-        let successor = order.first { generations[$0]?.file != nil } ?? active
-        return insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .rotated))
+    /// Adds the rotated files a resuming client must read, oldest first, each ending (for us) at
+    /// the given size; the newest is followed by the generation this process followed first, or
+    /// by a known generation of the same file. Returns the first file's generation.
+    mutating func addDetachedChain(_ files: [(file: OpenFile, end: Int64)]) -> UInt64 {
+        var successor = order.first { generations[$0]?.file != nil } ?? active
+        for (file, end) in files.reversed() {
+            if let known = serials(of: file.identity).last {
+                successor = known
+                continue
+            }
+            successor = insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .rotated))
+        }
+        return successor
     }
 
     /// Generations whose file has `identity`, newest first.
     func serials(of identity: FileIdentity) -> [UInt64] {
         order.reversed().filter { generations[$0]?.identity == identity }
+    }
+
+    private mutating func closeOldSealedFiles() {
+        var open = 0
+        for serial in order.reversed() where generations[serial]?.sealedEnd != nil && generations[serial]?.file != nil {
+            open += 1
+            if open > Self.openSealedFiles, generations[serial]?.identity != generations[active]?.identity {
+                generations[serial]?.file = nil
+            }
+        }
     }
 
     private mutating func insert(_ generation: Generation) -> UInt64 {

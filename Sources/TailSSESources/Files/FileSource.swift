@@ -110,15 +110,16 @@ public final class FileSource: LogSource {
         }
         let directory = directoryPath
         let base = baseName
-        let found = await runBlocking { () -> (OpenFile, Int64)? in
-            guard let file = findSibling(directory: directory, baseName: base, identity: id.file) else { return nil }
-            let size = try file.size()
-            guard id.offset <= size, try PositionCheck(of: file.history(before: id.offset)).value == id.check else { return nil }
-            return (file, size)
+        let chain = await runBlocking { () -> [(OpenFile, Int64)]? in
+            let files = openRotationChain(directory: directory, baseName: base, from: id.file)
+            guard let first = files.first else { return nil }
+            let size = try first.size()
+            guard id.offset <= size, try PositionCheck(of: first.history(before: id.offset)).value == id.check else { return nil }
+            return try files.map { ($0, try $0.size()) }
         }
-        if let found = found ?? nil {
-            let serial = table.withLock { $0.addDetached(file: found.0, end: found.1) }
-            logger.debug("resuming in a rotated file", metadata: ["identity": .string(id.file.description)])
+        if let chain = chain ?? nil {
+            let serial = table.withLock { $0.addDetachedChain(chain) }
+            logger.debug("resuming in a rotated file", metadata: ["identity": .string(id.file.description), "files": .stringConvertible(chain.count)])
             return .success(FilePosition(generation: serial, offset: id.offset))
         }
         return .failure(ResumeFailure(description: "this id names a file that is no longer here (rotated away, deleted, or another source's); starting from the tail"))

@@ -17,10 +17,22 @@ public final class FileWatchService: Service {
     private let wakeDescriptor: Int32
     private let wakeWriter: Int32
     private let stopping = Atomic<Bool>(false)
+    private let inotify: Int32
+    private let loop: WatchLoop
 
+    /// Opens inotify and reads every file to its last complete line, so the first clients find
+    /// the sources ready; following starts in ``run()``.
     public init(sources: [FileSource], logger: Logger) throws {
         self.sources = sources
         self.logger = logger
+        let inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard inotify >= 0 else {
+            let error = SystemError(errno: errno, operation: "inotify_init1")
+            throw error
+        }
+        self.inotify = inotify
+        self.loop = WatchLoop(inotify: inotify, sources: sources, logger: logger)
+        loop.start()
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else { throw SystemError(errno: errno, operation: "pipe") }
         for end in ends {
@@ -34,6 +46,7 @@ public final class FileWatchService: Service {
     deinit {
         close(wakeDescriptor)
         close(wakeWriter)
+        close(inotify)
     }
 
     public func run() async throws {
@@ -41,12 +54,8 @@ public final class FileWatchService: Service {
             try? await gracefulShutdown()
             return
         }
-        let inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard inotify >= 0 else { throw SystemError(errno: errno, operation: "inotify_init1") }
-        let loop = WatchLoop(inotify: inotify, wake: wakeDescriptor, sources: sources, logger: logger)
         let thread = try DedicatedThread { [self] in
-            loop.run(until: { self.stopping.load(ordering: .relaxed) })
-            close(inotify)
+            loop.run(wake: wakeDescriptor, until: { self.stopping.load(ordering: .relaxed) })
         }
         await withGracefulShutdownHandler {
             try? await gracefulShutdown()
@@ -65,7 +74,6 @@ public final class FileWatchService: Service {
 /// The loop on the inotify thread; everything it touches stays on that thread.
 private final class WatchLoop: @unchecked Sendable {
     private let inotify: Int32
-    private let wake: Int32
     private let followers: [FileFollower]
     private let logger: Logger
     private var directoryWatches: [Int32: [Int]] = [:]
@@ -76,18 +84,21 @@ private final class WatchLoop: @unchecked Sendable {
     private static let directoryMask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_ONLYDIR)
     private static let fileMask = UInt32(IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_CLOSE_WRITE)
 
-    init(inotify: Int32, wake: Int32, sources: [FileSource], logger: Logger) {
+    init(inotify: Int32, sources: [FileSource], logger: Logger) {
         self.inotify = inotify
-        self.wake = wake
         self.followers = sources.map(FileFollower.init(source:))
         self.logger = logger
     }
 
-    func run(until stop: () -> Bool) {
+    /// The first sync of every file, before the thread takes over.
+    func start() {
         for index in followers.indices {
             followers[index].source.setFollowing(true)
             syncAndWatch(index)
         }
+    }
+
+    func run(wake: Int32, until stop: () -> Bool) {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         var lastSweep = monotonicSeconds()
         while !stop() {
