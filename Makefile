@@ -10,7 +10,7 @@ LISTEN ?= 127.0.0.1:8111
 RUN_ARGS ?= $(shell test -r /var/log/syslog || test -r /var/log/messages || echo --file dpkg=/var/log/dpkg.log)
 
 APT_RUN := ca-certificates curl
-APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace
+APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev
 # The benchmarks compile their C load client (bench/sseload.c) and use coreutils' tail as baseline and peer.
 APT_BENCH := gcc libc6-dev coreutils
 
@@ -31,6 +31,7 @@ test: deps-test venv
 	$(SWIFT) test --skip-build
 	$(SWIFT) build -c release
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
+	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py --smoke
 
 test-unit:
 	$(SWIFT) test

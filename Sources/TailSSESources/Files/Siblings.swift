@@ -27,7 +27,23 @@ func rotatedSiblings(directory: String, baseName: String) -> [RotatedSibling] {
             modified: info.st_mtim
         ))
     }
-    return found.sorted { ($0.modified.tv_sec, $0.modified.tv_nsec) < ($1.modified.tv_sec, $1.modified.tv_nsec) }
+    return found.sorted { a, b in
+        if (a.modified.tv_sec, a.modified.tv_nsec) != (b.modified.tv_sec, b.modified.tv_nsec) {
+            return (a.modified.tv_sec, a.modified.tv_nsec) < (b.modified.tv_sec, b.modified.tv_nsec)
+        }
+        return rotatedEarlier(a.path, b.path)
+    }
+}
+
+/// For files modified at the same instant: `app.log.2` was rotated before `app.log.1` (numbered
+/// suffixes count up with age); other suffixes (dates) sort oldest first by name.
+private func rotatedEarlier(_ a: String, _ b: String) -> Bool {
+    func number(_ path: String) -> Int? {
+        let suffix = path.reversed().prefix { $0.isNumber }
+        return suffix.isEmpty ? nil : Int(String(suffix.reversed()))
+    }
+    if let x = number(a), let y = number(b), x != y { return x > y }
+    return a < b
 }
 
 /// Opens the rotated file with `identity` and the rotated files written after it, in order.
