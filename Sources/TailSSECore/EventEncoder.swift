@@ -72,51 +72,68 @@ public struct EventEncoder: Sendable {
     }
 
     public func encode(_ event: StreamEvent, into buffer: inout ByteBuffer) {
+        event.text.withUnsafeBytes { text in
+            encode(kind: event.kind, id: event.id, text: text, continues: event.continues, into: &buffer)
+        }
+    }
+
+    /// Encodes a line straight from the bytes read, without building a ``StreamEvent``.
+    public func encodeLine(_ text: UnsafeRawBufferPointer, id: some EventIDText, continues: Bool, into buffer: inout ByteBuffer) {
+        encode(kind: .line, id: id, text: text, continues: continues, into: &buffer)
+    }
+
+    private func encode(
+        kind: StreamEvent.Kind, id: (some EventIDText)?, text: UnsafeRawBufferPointer, continues: Bool,
+        into buffer: inout ByteBuffer
+    ) {
         switch format {
-        case .eventStream: encodeEventStream(event, into: &buffer)
-        case .ndjson: encodeNDJSON(event, into: &buffer)
-        case .plainText: encodePlainText(event, into: &buffer)
-        }
-    }
-
-    private func encodeEventStream(_ event: StreamEvent, into buffer: inout ByteBuffer) {
-        if event.kind != .line { buffer.writeString("event: \(event.kind.rawValue)\n") }
-        if let id = event.id {
-            buffer.writeStaticString("id: ")
-            buffer.writeString(id)
+        case .eventStream:
+            if kind != .line { buffer.writeString("event: \(kind.rawValue)\n") }
+            if let id {
+                buffer.writeStaticString("id: ")
+                id.write(to: &buffer)
+                buffer.writeInteger(UInt8(ascii: "\n"))
+            }
+            buffer.writeStaticString("data: ")
+            writeObject(kind: kind, id: Optional<String>.none, text: text, continues: continues, into: &buffer)
+            buffer.writeStaticString("\n\n")
+        case .ndjson:
+            writeObject(kind: kind, id: id, text: text, continues: continues, into: &buffer)
             buffer.writeInteger(UInt8(ascii: "\n"))
+        case .plainText:
+            guard kind == .line else { return }
+            JSONText.writeRepaired(text, to: &buffer)
+            if !continues { buffer.writeInteger(UInt8(ascii: "\n")) }
         }
-        buffer.writeStaticString("data: ")
-        writeObject(event, id: false, into: &buffer)
-        buffer.writeStaticString("\n\n")
     }
 
-    private func encodeNDJSON(_ event: StreamEvent, into buffer: inout ByteBuffer) {
-        writeObject(event, id: true, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: "\n"))
-    }
-
-    private func encodePlainText(_ event: StreamEvent, into buffer: inout ByteBuffer) {
-        guard event.kind == .line else { return }
-        event.text.withUnsafeBytes { JSONText.writeRepaired($0, to: &buffer) }
-        if !event.continues { buffer.writeInteger(UInt8(ascii: "\n")) }
-    }
-
-    private func writeObject(_ event: StreamEvent, id: Bool, into buffer: inout ByteBuffer) {
+    private func writeObject(
+        kind: StreamEvent.Kind, id: (some EventIDText)?, text: UnsafeRawBufferPointer, continues: Bool,
+        into buffer: inout ByteBuffer
+    ) {
         buffer.writeInteger(UInt8(ascii: "{"))
-        if id, let eventID = event.id {
+        if let id {
             buffer.writeStaticString("\"id\":\"")
-            buffer.writeString(eventID)
+            id.write(to: &buffer)
             buffer.writeStaticString("\",")
         }
-        if id, event.kind != .line {
-            buffer.writeString("\"event\":\"\(event.kind.rawValue)\",")
+        if kind != .line {
+            buffer.writeString("\"event\":\"\(kind.rawValue)\",")
         }
         buffer.writeBytes(sourceField)
-        buffer.writeStaticString(event.kind == .reset ? ",\"reason\":\"" : ",\"text\":\"")
-        JSONText.writeEscaped(event.text, to: &buffer)
+        buffer.writeStaticString(kind == .reset ? ",\"reason\":\"" : ",\"text\":\"")
+        JSONText.writeEscaped(text, to: &buffer)
         buffer.writeInteger(UInt8(ascii: "\""))
-        if event.continues { buffer.writeStaticString(",\"continues\":true") }
+        if continues { buffer.writeStaticString(",\"continues\":true") }
         buffer.writeInteger(UInt8(ascii: "}"))
     }
+}
+
+/// An event id that can write itself (printable ASCII, no CR/LF/NUL) into a buffer.
+public protocol EventIDText {
+    func write(to buffer: inout ByteBuffer)
+}
+
+extension String: EventIDText {
+    public func write(to buffer: inout ByteBuffer) { buffer.writeString(self) }
 }

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// The identity of a file on disk: device and inode, as `stat` reports them.
 public struct FileIdentity: Hashable, Sendable, CustomStringConvertible {
     public var device: UInt64
@@ -16,7 +18,7 @@ public struct FileIdentity: Hashable, Sendable, CustomStringConvertible {
 ///
 /// Printed as `f1.DEV.INODE.OFFSET.CHECK` (lower-case hex). It names the file by identity, not by
 /// path, so it survives rotation and restarts of tailsse, and never becomes a path.
-public struct FileEventID: Hashable, Sendable, CustomStringConvertible {
+public struct FileEventID: Hashable, Sendable, CustomStringConvertible, EventIDText {
     public var file: FileIdentity
     public var offset: Int64
     public var check: UInt32
@@ -28,7 +30,34 @@ public struct FileEventID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "f1.\(String(file.device, radix: 16)).\(String(file.inode, radix: 16)).\(String(offset, radix: 16)).\(String(check, radix: 16))"
+        var buffer = ByteBuffer()
+        write(to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    /// Writes the id as printed by ``description``, without allocating.
+    public func write(to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("f1.")
+        Self.writeHex(file.device, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "."))
+        Self.writeHex(file.inode, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "."))
+        Self.writeHex(UInt64(offset), to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "."))
+        Self.writeHex(UInt64(check), to: &buffer)
+    }
+
+    private static func writeHex(_ value: UInt64, to buffer: inout ByteBuffer) {
+        let digits = value == 0 ? 1 : (64 - value.leadingZeroBitCount + 3) / 4
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: digits) { raw in
+            var remaining = value
+            for index in stride(from: digits - 1, through: 0, by: -1) {
+                let nibble = UInt8(truncatingIfNeeded: remaining & 0xF)
+                raw[index] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+                remaining >>= 4
+            }
+            return digits
+        }
     }
 
     /// Why a string is not a valid file event id.

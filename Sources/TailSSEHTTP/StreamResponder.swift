@@ -91,7 +91,7 @@ struct StreamResponder: Sendable {
         connection.writeBegan()
         defer { connection.writeEnded() }
         try await writer.writer.write(buffer)
-        buffer = ByteBufferAllocator().buffer(capacity: 4096)
+        buffer = ByteBufferAllocator().buffer(capacity: 256)
     }
 }
 

@@ -137,6 +137,15 @@ final class FileEventStream: EventStream {
         return await read(generation: generation, from: position, limit: lookup.2, sealed: false, into: &buffer)
     }
 
+    private static func emit(
+        _ line: SplitLine, identity: FileIdentity, limit: Int64, encoder: EventEncoder,
+        into output: inout ByteBuffer, reached: inout Int64
+    ) {
+        guard line.end <= limit else { return }
+        encoder.encodeLine(line.text, id: FileEventID(file: identity, offset: line.end, check: line.check), continues: line.continues, into: &output)
+        reached = line.end
+    }
+
     private func move(to target: FilePosition, emitting event: StreamEvent?, into buffer: inout ByteBuffer) {
         if let event { encoder.encode(event, into: &buffer) }
         state.withLock { $0.position = target; $0.sequence = nil }
@@ -158,14 +167,12 @@ final class FileEventStream: EventStream {
             var output = ByteBufferAllocator().buffer(capacity: bytes.count + bytes.count / 2 + 256)
             var reached = position.offset
             let identity = file.identity
-            let emit = { (line: SplitLine) in
-                guard line.end <= limit else { return }
-                let id = FileEventID(file: identity, offset: line.end, check: line.check).description
-                encoder.encode(.line(line.text, id: id, continues: line.continues), into: &output)
-                reached = line.end
+            bytes.withUnsafeBytes { raw in
+                splitter.consume(raw) { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached) }
             }
-            bytes.withUnsafeBytes { splitter.consume($0, emit) }
-            if sealed, position.offset + Int64(bytes.count) >= limit { splitter.flush(emit) }
+            if sealed, position.offset + Int64(bytes.count) >= limit {
+                splitter.flush { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached) }
+            }
             return (output, reached)
         }
         guard let (output, reached) = outcome, reached > position.offset else {
@@ -175,8 +182,12 @@ final class FileEventStream: EventStream {
                  emitting: .marker(.reset, id: id, message: "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
             return .progressed
         }
-        var output2 = output
-        buffer.writeBuffer(&output2)
+        if buffer.readableBytes == 0 {
+            buffer = output
+        } else {
+            var output = output
+            buffer.writeBuffer(&output)
+        }
         state.withLock { $0.position = FilePosition(generation: position.generation, offset: reached); $0.sequence = nil }
         return .progressed
     }
