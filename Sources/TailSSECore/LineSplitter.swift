@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One line (or one piece of an over-long line) cut from a byte stream.
 ///
 /// The bytes are only valid inside the closure that receives the line.
@@ -50,7 +54,9 @@ public struct LineSplitter: Sendable {
         let count = chunk.count
         while index < count {
             let remaining = UnsafeRawBufferPointer(rebasing: chunk[index...])
-            let newline = remaining.firstIndex(of: 0x0A)
+            let newline = remaining.baseAddress.flatMap { base in
+                memchr(base, 0x0A, remaining.count).map { $0 - UnsafeMutableRawPointer(mutating: base) }
+            }
             if held.isEmpty, let newline, newline <= maxLineBytes {
                 let withLF = UnsafeRawBufferPointer(rebasing: remaining[...newline])
                 try emit(withLF, contentCount: newline, hasLF: true, continues: false, body)
