@@ -27,14 +27,13 @@ release:
 	$(SWIFT) build -c release
 
 test: deps-test venv
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --build-tests
+	$(SWIFT) test -c release --skip-build
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py --smoke
 
 test-unit:
-	$(SWIFT) test
+	$(SWIFT) test -c release
 
 test-integration: deps-test venv release
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests

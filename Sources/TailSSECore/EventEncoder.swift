@@ -29,6 +29,7 @@ public enum StreamFormat: String, Sendable, CaseIterable {
             switch type {
             case "text/event-stream": format = .eventStream
             case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-seq": format = .ndjson
+            case "text/plain": format = .plainText
             default: continue
             }
             if quality > 0, quality > (best?.quality ?? 0) { best = (format, quality) }
@@ -95,10 +96,10 @@ public struct EventEncoder: Sendable {
                 buffer.writeInteger(UInt8(ascii: "\n"))
             }
             buffer.writeStaticString("data: ")
-            writeObject(kind: kind, id: Optional<String>.none, text: text, continues: continues, into: &buffer)
+            writeObject(kind: kind, id: Optional<String>.none, namingMarker: false, text: text, continues: continues, into: &buffer)
             buffer.writeStaticString("\n\n")
         case .ndjson:
-            writeObject(kind: kind, id: id, text: text, continues: continues, into: &buffer)
+            writeObject(kind: kind, id: id, namingMarker: true, text: text, continues: continues, into: &buffer)
             buffer.writeInteger(UInt8(ascii: "\n"))
         case .plainText:
             guard kind == .line else { return }
@@ -108,16 +109,16 @@ public struct EventEncoder: Sendable {
     }
 
     private func writeObject(
-        kind: StreamEvent.Kind, id: (some EventIDText)?, text: UnsafeRawBufferPointer, continues: Bool,
+        kind: StreamEvent.Kind, id: (some EventIDText)?, namingMarker: Bool, text: UnsafeRawBufferPointer, continues: Bool,
         into buffer: inout ByteBuffer
     ) {
         buffer.writeInteger(UInt8(ascii: "{"))
         if let id {
             buffer.writeStaticString("\"id\":\"")
-            id.write(to: &buffer)
+            id.writeJSONEscaped(to: &buffer)
             buffer.writeStaticString("\",")
         }
-        if kind != .line {
+        if namingMarker, kind != .line {
             buffer.writeString("\"event\":\"\(kind.rawValue)\",")
         }
         buffer.writeBytes(sourceField)
@@ -132,8 +133,15 @@ public struct EventEncoder: Sendable {
 /// An event id that can write itself (printable ASCII, no CR/LF/NUL) into a buffer.
 public protocol EventIDText {
     func write(to buffer: inout ByteBuffer)
+    /// Writes the id as the inside of a JSON string.
+    func writeJSONEscaped(to buffer: inout ByteBuffer)
+}
+
+extension EventIDText {
+    public func writeJSONEscaped(to buffer: inout ByteBuffer) { write(to: &buffer) }
 }
 
 extension String: EventIDText {
     public func write(to buffer: inout ByteBuffer) { buffer.writeString(self) }
+    public func writeJSONEscaped(to buffer: inout ByteBuffer) { JSONText.writeEscaped(Array(utf8), to: &buffer) }
 }

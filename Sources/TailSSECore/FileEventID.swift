@@ -84,7 +84,7 @@ public struct FileEventID: Hashable, Sendable, CustomStringConvertible, EventIDT
         guard fields.count == 5,
               let device = Self.hex(fields[1], maxDigits: 16),
               let inode = Self.hex(fields[2], maxDigits: 16),
-              let offset = Self.hex(fields[3], maxDigits: 15),
+              let offset = Self.hex(fields[3], maxDigits: 16), offset <= UInt64(Int64.max),
               let check = Self.hex(fields[4], maxDigits: 8)
         else { throw .malformed }
         self.init(file: FileIdentity(device: device, inode: inode), offset: Int64(offset), check: UInt32(check))
@@ -92,6 +92,7 @@ public struct FileEventID: Hashable, Sendable, CustomStringConvertible, EventIDT
 
     private static func hex(_ digits: ArraySlice<UInt8>, maxDigits: Int) -> UInt64? {
         guard !digits.isEmpty, digits.count <= maxDigits else { return nil }
+        if digits.count > 1, digits.first == UInt8(ascii: "0") { return nil }
         var value: UInt64 = 0
         for byte in digits {
             let nibble: UInt8
