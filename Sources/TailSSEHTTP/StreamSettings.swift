@@ -6,13 +6,10 @@ public struct StreamSettings: Sendable {
     public var writeTimeout: Duration
     /// The `retry:` hint sent to EventSource clients, in milliseconds.
     public var retryMilliseconds: Int
-    /// Bytes of encoded events written to a connection in one write, at most (about).
-    public var maxBatchBytes: Int
 
-    public init(heartbeat: Duration = .seconds(15), writeTimeout: Duration = .seconds(30), retryMilliseconds: Int = 2000, maxBatchBytes: Int = 256 << 10) {
+    public init(heartbeat: Duration = .seconds(15), writeTimeout: Duration = .seconds(30), retryMilliseconds: Int = 2000) {
         self.heartbeat = heartbeat
         self.writeTimeout = writeTimeout
         self.retryMilliseconds = retryMilliseconds
-        self.maxBatchBytes = maxBatchBytes
     }
 }
