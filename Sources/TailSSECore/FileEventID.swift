@@ -35,6 +35,11 @@ public struct FileEventID: Hashable, Sendable, CustomStringConvertible, EventIDT
         return String(buffer: buffer)
     }
 
+    /// The id of the start of `file` (offset 0: nothing before it to check).
+    public static func start(of file: FileIdentity) -> FileEventID {
+        FileEventID(file: file, offset: 0, check: 0)
+    }
+
     /// Writes the id as printed by ``description``, without allocating.
     public func write(to buffer: inout ByteBuffer) {
         buffer.writeStaticString("f1.")

@@ -106,29 +106,16 @@ final class FileEventStream: EventStream {
             return .progressed
         }
         if let sealedEnd = generation.sealedEnd, let successor = generation.successor {
-            if position.offset < sealedEnd, generation.file == nil {
-                let identity = source.table.withLock { $0[successor]?.identity }
-                let id = identity.map { FileEventID(file: $0, offset: 0, check: 0).description }
-                move(to: FilePosition(generation: successor, offset: 0),
-                     emitting: .marker(.reset, id: id, message: "the rest of a rotated file is no longer kept open; continuing with the file that replaced it"), into: &buffer)
+            if position.offset >= sealedEnd {
+                moveToStart(of: successor, marker: generation.transition.map { ($0, FileFollower.message(for: $0)) }, into: &buffer)
                 return .progressed
             }
-            if position.offset >= sealedEnd {
-                let next = FilePosition(generation: successor, offset: 0)
-                var marker: StreamEvent?
-                if let kind = generation.transition {
-                    let identity = source.table.withLock { $0[successor]?.identity }
-                    let id = identity.map { FileEventID(file: $0, offset: 0, check: 0).description }
-                    marker = .marker(kind, id: id, message: kind == .rotated ? "the file was replaced; following the new file" : "the file was truncated; reading it from the start")
-                }
-                move(to: next, emitting: marker, into: &buffer)
+            if generation.file == nil {
+                moveToStart(of: successor, marker: (.reset, "the rest of a rotated file is no longer kept open; continuing with the file that replaced it"), into: &buffer)
                 return .progressed
             }
             if generation.transition == .truncated {
-                let next = FilePosition(generation: successor, offset: 0)
-                let identity = generation.identity
-                let id = identity.map { FileEventID(file: $0, offset: 0, check: 0).description }
-                move(to: next, emitting: .marker(.reset, id: id, message: "the file was truncated before these lines were sent; continuing after the truncation"), into: &buffer)
+                moveToStart(of: successor, marker: (.reset, "the file was truncated before these lines were sent; continuing after the truncation"), into: &buffer)
                 return .progressed
             }
             return await read(generation: generation, from: position, limit: sealedEnd, sealed: true, into: &buffer)
@@ -144,6 +131,14 @@ final class FileEventStream: EventStream {
         guard line.end <= limit else { return }
         encoder.encodeLine(line.text, id: FileEventID(file: identity, offset: line.end, check: line.check), continues: line.continues, into: &output)
         reached = line.end
+    }
+
+    /// Moves to the start of generation `successor`, sending `marker` (if any) with the id of
+    /// that start.
+    private func moveToStart(of successor: UInt64, marker: (kind: StreamEvent.Kind, message: String)?, into buffer: inout ByteBuffer) {
+        let identity = source.table.withLock { $0[successor]?.identity }
+        let event = marker.map { StreamEvent.marker($0.kind, id: identity.map { FileEventID.start(of: $0).description }, message: $0.message) }
+        move(to: FilePosition(generation: successor, offset: 0), emitting: event, into: &buffer)
     }
 
     private func move(to target: FilePosition, emitting event: StreamEvent?, into buffer: inout ByteBuffer) {
@@ -177,9 +172,7 @@ final class FileEventStream: EventStream {
         }
         guard let (output, reached) = outcome, reached > position.offset else {
             guard sealed, let successor = generation.successor else { return .waitForFollower }
-            let id = source.table.withLock { $0[successor]?.identity }.map { FileEventID(file: $0, offset: 0, check: 0).description }
-            move(to: FilePosition(generation: successor, offset: 0),
-                 emitting: .marker(.reset, id: id, message: "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
+            moveToStart(of: successor, marker: (.reset, "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
             return .progressed
         }
         if buffer.readableBytes == 0 {

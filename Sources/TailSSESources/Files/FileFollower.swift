@@ -175,8 +175,7 @@ final class FileFollower {
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
             to: FilePosition(generation: serial, offset: 0),
-            event: .marker(.truncated, id: FileEventID(file: current.identity, offset: 0, check: 0).description,
-                           message: "the file was truncated; reading it from the start")
+            event: .marker(.truncated, id: FileEventID.start(of: current.identity).description, message: Self.message(for: .truncated))
         )])
         source.logger.info("file truncated; reading from the start", metadata: ["path": .string(source.path)])
     }
@@ -194,10 +193,14 @@ final class FileFollower {
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
             to: FilePosition(generation: serial, offset: 0),
-            event: .marker(.rotated, id: FileEventID(file: replacement.identity, offset: 0, check: 0).description,
-                           message: "the file was replaced; following the new file")
+            event: .marker(.rotated, id: FileEventID.start(of: replacement.identity).description, message: Self.message(for: .rotated))
         )])
         source.logger.info("file replaced; following the new file", metadata: ["path": .string(source.path)])
+    }
+
+    /// The human-readable text of a `rotated` or `truncated` marker.
+    static func message(for kind: StreamEvent.Kind) -> String {
+        kind == .truncated ? "the file was truncated; reading it from the start" : "the file was replaced; following the new file"
     }
 
     /// The offset after the last LF (where an unfinished last line starts).
