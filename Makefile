@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:8111
 # Without /var/log/syslog or /var/log/messages, follow dpkg's log so `make run` shows something.
 RUN_ARGS ?= $(shell test -r /var/log/syslog || test -r /var/log/messages || echo --file dpkg=/var/log/dpkg.log)
 
-APT_RUN := ca-certificates curl
+APT_RUN := ca-certificates curl pkg-config libsystemd-dev
 APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev
 # The benchmarks compile their C load client (bench/sseload.c) and use coreutils' tail as baseline and peer.
 APT_BENCH := gcc libc6-dev coreutils

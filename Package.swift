@@ -21,6 +21,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
     ],
     targets: [
+        // libsystemd: sd-journal, sd-daemon (notify, socket activation).
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
         // Events, ids, line splitting, encoders and fan-out: no IO.
         .target(
             name: "TailSSECore",
@@ -34,6 +40,7 @@ let package = Package(
             name: "TailSSESources",
             dependencies: [
                 "TailSSECore",
+                "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
