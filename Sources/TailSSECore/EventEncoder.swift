@@ -56,10 +56,14 @@ extension Substring {
 public struct EventEncoder: Sendable {
     public let format: StreamFormat
     private let sourceField: [UInt8]
+    private let utcOffset: @Sendable (_ secondsSinceEpoch: Int64) -> Int
 
-    public init(format: StreamFormat, source: String) {
+    /// - Parameter utcOffset: the local time zone's offset from UTC at a time, in seconds, for
+    ///   journal timestamps in plain text (JSON times are always UTC).
+    public init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }) {
         self.format = format
         self.sourceField = Array("\"source\":".utf8) + JSONText.quoted(source)
+        self.utcOffset = utcOffset
     }
 
     /// The bytes that open a stream: the reconnection hint for SSE, nothing otherwise.
@@ -73,6 +77,10 @@ public struct EventEncoder: Sendable {
     }
 
     public func encode(_ event: StreamEvent, into buffer: inout ByteBuffer) {
+        if let entry = event.entry {
+            encodeEntry(entry, into: &buffer)
+            return
+        }
         event.text.withUnsafeBytes { text in
             encode(kind: event.kind, id: event.id, text: text, continues: event.continues, into: &buffer)
         }
@@ -127,6 +135,101 @@ public struct EventEncoder: Sendable {
         buffer.writeInteger(UInt8(ascii: "\""))
         if continues { buffer.writeStaticString(",\"continues\":true") }
         buffer.writeInteger(UInt8(ascii: "}"))
+    }
+}
+
+extension EventEncoder {
+    /// Encodes a journal entry: its cursor is the id; JSON carries `time`, `priority`, `unit`,
+    /// `identifier`, `pid` and `host` where present; plain text is `journalctl -o short-iso`.
+    public func encodeEntry(_ entry: JournalEntry, into buffer: inout ByteBuffer) {
+        switch format {
+        case .eventStream:
+            buffer.writeStaticString("id: ")
+            buffer.writeString(entry.cursor)
+            buffer.writeStaticString("\ndata: ")
+            writeEntryObject(entry, withID: false, into: &buffer)
+            buffer.writeStaticString("\n\n")
+        case .ndjson:
+            writeEntryObject(entry, withID: true, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+        case .plainText:
+            writeShortISO(entry, into: &buffer)
+        }
+    }
+
+    private func writeEntryObject(_ entry: JournalEntry, withID: Bool, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "{"))
+        if withID {
+            buffer.writeStaticString("\"id\":\"")
+            entry.cursor.writeJSONEscaped(to: &buffer)
+            buffer.writeStaticString("\",")
+        }
+        buffer.writeBytes(sourceField)
+        buffer.writeStaticString(",\"text\":\"")
+        JSONText.writeEscaped(entry.message, to: &buffer)
+        buffer.writeStaticString("\",\"time\":\"")
+        JournalTime.writeRFC3339(microseconds: entry.realtime, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "\""))
+        if let priority = entry.priority {
+            buffer.writeStaticString(",\"priority\":")
+            buffer.writeInteger(UInt8(ascii: "0") + priority)
+        }
+        Self.writeMember("unit", entry.unit, into: &buffer)
+        Self.writeMember("identifier", entry.identifier, into: &buffer)
+        if let pid = entry.pid {
+            if (1...10).contains(pid.count), pid.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+                buffer.writeStaticString(",\"pid\":")
+                buffer.writeBytes(pid)
+            } else {
+                Self.writeMember("pid", pid, into: &buffer)
+            }
+        }
+        Self.writeMember("host", entry.host, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    private static func writeMember(_ name: StaticString, _ value: [UInt8]?, into buffer: inout ByteBuffer) {
+        guard let value else { return }
+        buffer.writeStaticString(",\"")
+        buffer.writeStaticString(name)
+        buffer.writeStaticString("\":\"")
+        JSONText.writeEscaped(value, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// `2024-01-15T10:23:45+0000 host identifier[pid]: message`, continuation lines of a
+    /// multi-line message indented under the first.
+    private func writeShortISO(_ entry: JournalEntry, into buffer: inout ByteBuffer) {
+        let start = buffer.writerIndex
+        let offset = utcOffset(Int64(entry.realtime / 1_000_000))
+        JournalTime.writeShortISO(microseconds: entry.realtime, utcOffsetSeconds: offset, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: " "))
+        if let host = entry.host {
+            host.withUnsafeBytes { JSONText.writeRepaired($0, to: &buffer) }
+            buffer.writeInteger(UInt8(ascii: " "))
+        }
+        if let identifier = entry.identifier {
+            identifier.withUnsafeBytes { JSONText.writeRepaired($0, to: &buffer) }
+        } else {
+            buffer.writeStaticString("unknown")
+        }
+        if let pid = entry.pid {
+            buffer.writeInteger(UInt8(ascii: "["))
+            pid.withUnsafeBytes { JSONText.writeRepaired($0, to: &buffer) }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        }
+        buffer.writeStaticString(": ")
+        let indent = buffer.writerIndex - start
+        var message = entry.message[...]
+        while message.last == UInt8(ascii: "\n") { message.removeLast() }
+        var first = true
+        for line in message.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if !first { buffer.writeRepeatingByte(UInt8(ascii: " "), count: indent) }
+            first = false
+            line.withUnsafeBytes { JSONText.writeRepaired($0, to: &buffer) }
+            buffer.writeInteger(UInt8(ascii: "\n"))
+        }
+        if first { buffer.writeInteger(UInt8(ascii: "\n")) }
     }
 }
 

@@ -84,6 +84,13 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
     /// The position after the newest record, or the start position given at creation.
     public var latestPosition: Position? { state.withLock { $0.latest } }
 
+    /// Sets the position before the first record, if none was set or appended yet.
+    public func begin(at position: Position) {
+        state.withLock { state in
+            if state.latest == nil { state.latest = position }
+        }
+    }
+
     /// Appends records (their sequence numbers are assigned here) and wakes every waiter.
     public func append(_ newRecords: [LogRecord<Position>]) {
         guard !newRecords.isEmpty else { return }

@@ -22,10 +22,13 @@ public struct StreamRequest: Sendable {
     public var tail: TailStart
     /// The id of the last event the client received, if it is resuming.
     public var resumeID: String?
+    /// For a journal source: which entries the client wants (none: all).
+    public var journalFilter: JournalFilter
 
-    public init(tail: TailStart = .last(10), resumeID: String? = nil) {
+    public init(tail: TailStart = .last(10), resumeID: String? = nil, journalFilter: JournalFilter = JournalFilter()) {
         self.tail = tail
         self.resumeID = resumeID
+        self.journalFilter = journalFilter
     }
 }
 

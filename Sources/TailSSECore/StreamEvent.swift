@@ -18,12 +18,20 @@ public struct StreamEvent: Sendable, Equatable {
     public var text: [UInt8]
     /// For a piece of a long line: `true` when the next event continues the same line.
     public var continues: Bool
+    /// For a journal entry: the entry (its `MESSAGE` is the text; ``text`` stays empty).
+    public var entry: JournalEntry?
 
-    public init(kind: Kind, id: String?, text: [UInt8], continues: Bool = false) {
+    public init(kind: Kind, id: String?, text: [UInt8], continues: Bool = false, entry: JournalEntry? = nil) {
         self.kind = kind
         self.id = id
         self.text = text
         self.continues = continues
+        self.entry = entry
+    }
+
+    /// A journal entry as an event; its id is the entry's cursor.
+    public static func journal(_ entry: JournalEntry) -> StreamEvent {
+        StreamEvent(kind: .line, id: entry.cursor, text: [], entry: entry)
     }
 
     public static func line(_ text: some Collection<UInt8>, id: String?, continues: Bool = false) -> StreamEvent {
@@ -35,5 +43,5 @@ public struct StreamEvent: Sendable, Equatable {
     }
 
     /// Approximate memory held by the event, for bounding buffers.
-    public var footprint: Int { text.count + (id?.utf8.count ?? 0) + 48 }
+    public var footprint: Int { text.count + (id?.utf8.count ?? 0) + 48 + (entry?.footprint ?? 0) }
 }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import TailSSECore
+import TailSSESources
 
 /// Turns a source into a streaming HTTP response and keeps it healthy: batching, heartbeats, write
 /// deadlines, noticing clients that leave, and ending cleanly on shutdown.
@@ -27,7 +28,7 @@ struct StreamResponder: Sendable {
         let connections = self.connections
         let logger = self.logger
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let encoder = EventEncoder(format: format, source: source.name)
+            let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
             let stream = await source.openStream(streamRequest, encoder: encoder)
             let connection = ConnectionGuard(stream: stream)
             connections.register(connection)

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import TailSSECore
+import TailSSESources
 import UnixSignals
 
 /// Everything the HTTP edge needs to serve a set of sources.
@@ -111,9 +112,20 @@ struct SourcesAPI: Sendable {
             streamRequest.tail = parsed
         }
         streamRequest.resumeID = request.headers[.lastEventID] ?? query["lastEventId"].map(String.init)
+        if source.kind == "journal" {
+            let parameters = query.filter { !Self.streamParameters.contains($0.key) }.map { (name: String($0.key), value: String($0.value)) }
+            do {
+                streamRequest.journalFilter = try JournalFilter(parameters: parameters, currentBoot: currentBootID)
+            } catch {
+                return Self.error(error.description, status: .badRequest)
+            }
+        }
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         return responder.response(source: source, streamRequest: streamRequest, format: format, body: request.body)
     }
+
+    /// Query parameters every stream takes; a journal stream reads the others as filters.
+    static let streamParameters: Set<Substring> = ["tail", "lastEventId"]
 
     private func listing() -> [UInt8] {
         var out: [UInt8] = Array("[".utf8)

@@ -22,6 +22,12 @@ struct TailSSECommand: AsyncParsableCommand {
     @Option(name: .customLong("file"), help: ArgumentHelp("Follow a log file as the source NAME (repeatable).", valueName: "NAME=PATH"))
     var files: [String] = []
 
+    @Flag(name: .customLong("journal"), help: "Follow this machine's systemd journal as the source 'journal'.")
+    var journal = false
+
+    @Option(name: .customLong("journal-directory"), help: ArgumentHelp("Follow the journal files in DIR as the source 'journal' (e.g. from systemd-journal-remote).", valueName: "DIR"))
+    var journalDirectory: String?
+
     @Option(name: .customLong("static-dir"), help: ArgumentHelp("Directory of the viewer page.", valueName: "DIR"))
     var staticDirectory: String?
 
@@ -45,7 +51,11 @@ struct TailSSECommand: AsyncParsableCommand {
 
     func validate() throws {
         _ = try endpoint()
-        _ = try fileSources()
+        let names = try fileSources().map(\.name)
+        if journal || journalDirectory != nil, names.contains("journal") {
+            throw ValidationError("the source name 'journal' is taken by --journal; name the file differently")
+        }
+        if let journalDirectory, journalDirectory.isEmpty { throw ValidationError("--journal-directory needs a directory") }
         guard maxLineBytes >= 16 && maxLineBytes <= 16 << 20 else { throw ValidationError("--max-line-bytes must be between 16 and 16777216") }
         guard heartbeat >= 0.1 && heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0.1 and 3600 seconds") }
         guard writeTimeout >= 0.1 && writeTimeout <= 3600 else { throw ValidationError("--write-timeout must be between 0.1 and 3600 seconds") }
@@ -62,15 +72,26 @@ struct TailSSECommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "tailsse")
         var specs = try fileSources()
-        if specs.isEmpty {
+        var journalLocation: JournalLocation? = journalDirectory.map { .directory(Self.absolute($0)) } ?? (journal ? .local : nil)
+        if specs.isEmpty && journalLocation == nil {
             specs = Self.defaultFiles()
-            guard !specs.isEmpty else {
-                throw ValidationError("no sources: add --file NAME=PATH (no /var/log/syslog or /var/log/messages here to follow by default)")
+            journalLocation = localJournalHasEntries() ? .local : nil
+            guard !specs.isEmpty || journalLocation != nil else {
+                throw ValidationError("no sources: add --file NAME=PATH or --journal (no readable journal, /var/log/syslog or /var/log/messages here to follow by default)")
             }
-            logger.info("no sources given; following the system log", metadata: ["files": .string(specs.map(\.path).joined(separator: ", "))])
+            logger.info("no sources given; following the system log", metadata: [
+                "files": .string(specs.map(\.path).joined(separator: ", ")), "journal": .string(journalLocation == nil ? "no" : "yes"),
+            ])
         }
-        let sources = specs.map {
+        let fileSources = specs.map {
             FileSource(name: $0.name, path: $0.path, maxLineBytes: maxLineBytes, sharedBytes: sharedBufferBytes, logger: logger)
+        }
+        var sources: [any LogSource] = fileSources
+        var services: [any Service] = [try FileWatchService(sources: fileSources, logger: logger)]
+        if let journalLocation {
+            let journalSource = JournalSource(location: journalLocation, sharedBytes: sharedBufferBytes, logger: logger)
+            sources.append(journalSource)
+            services.append(try JournalService(source: journalSource))
         }
         let (host, port) = try endpoint()
         let configuration = ServerConfiguration(
@@ -83,8 +104,7 @@ struct TailSSECommand: AsyncParsableCommand {
                 retryMilliseconds: retryMilliseconds
             )
         )
-        let watcher = try FileWatchService(sources: sources, logger: logger)
-        try await runServer(configuration: configuration, sources: sources, services: [watcher], logger: logger) { address in
+        try await runServer(configuration: configuration, sources: sources, services: services, logger: logger) { address in
             print("tailsse: listening on http://\(address)/")
             fflush(nil)
         }
@@ -110,18 +130,13 @@ struct TailSSECommand: AsyncParsableCommand {
         return try files.map { spec in
             guard let equals = spec.firstIndex(of: "=") else { throw ValidationError("--file must be NAME=PATH, got '\(spec)'") }
             let name = String(spec[..<equals])
-            var path = String(spec[spec.index(after: equals)...])
+            let path = String(spec[spec.index(after: equals)...])
             guard Self.isValidSourceName(name) else {
                 throw ValidationError("source name '\(name)' must be 1-64 characters of A-Z a-z 0-9 . _ -")
             }
             guard !path.isEmpty, !path.hasSuffix("/") else { throw ValidationError("--file \(name)= needs the path of a file") }
             guard seen.insert(name).inserted else { throw ValidationError("source name '\(name)' is given twice") }
-            if !path.hasPrefix("/") {
-                var buffer = [CChar](repeating: 0, count: 4096)
-                guard getcwd(&buffer, buffer.count) != nil else { throw ValidationError("cannot resolve relative path '\(path)'") }
-                path = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
-            }
-            return FileSpec(name: name, path: path)
+            return FileSpec(name: name, path: Self.absolute(path))
         }
     }
 
@@ -135,6 +150,14 @@ struct TailSSECommand: AsyncParsableCommand {
                 false
             }
         }
+    }
+
+    /// `path` made absolute against the working directory.
+    private static func absolute(_ path: String) -> String {
+        guard !path.hasPrefix("/") else { return path }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + path
     }
 
     private static func defaultFiles() -> [FileSpec] {

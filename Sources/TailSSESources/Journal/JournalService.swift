@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TailSSECore
+
+/// Follows a ``JournalSource``: one dedicated thread owns the follower's `sd_journal` for its whole
+/// life, and the source's reader pool serves clients' own reads. On shutdown the source's streams end.
+public final class JournalService: Service, CustomStringConvertible {
+    public var description: String { "JournalService(\(source.location))" }
+    private let source: JournalSource
+    private let stopping = Atomic<Bool>(false)
+    private let wake: WakePipe
+
+    public init(source: JournalSource) throws {
+        self.source = source
+        self.wake = try WakePipe()
+    }
+
+    public func run() async throws {
+        try source.pool.start()
+        let follower = JournalFollower(source: source)
+        let thread = try DedicatedThread { [self, follower] in
+            follower.run(wake: wake, until: { self.stopping.load(ordering: .relaxed) })
+        }
+        await withGracefulShutdownHandler {
+            try? await gracefulShutdown()
+        } onGracefulShutdown: {}
+        stopping.store(true, ordering: .relaxed)
+        wake.signal()
+        await thread.join()
+        source.setFollowing(false)
+        source.log.close()
+        await source.pool.stop()
+    }
+}
+
+/// A pipe that wakes a thread blocked in `poll`.
+final class WakePipe: Sendable {
+    let readEnd: Int32
+    private let writeEnd: Int32
+
+    init() throws(SystemError) {
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw SystemError(errno: errno, operation: "pipe") }
+        for end in ends {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, O_NONBLOCK)
+        }
+        readEnd = ends[0]
+        writeEnd = ends[1]
+    }
+
+    deinit {
+        close(readEnd)
+        close(writeEnd)
+    }
+
+    func signal() {
+        var one: UInt8 = 1
+        _ = write(writeEnd, &one, 1)
+    }
+
+    func drain() {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while read(readEnd, &bytes, bytes.count) > 0 {}
+    }
+}
+
+/// The loop on the follower thread: drain new entries into the shared log, then wait for the
+/// journal to change. Every error is logged and retried with a pause, never spun on.
+private final class JournalFollower: @unchecked Sendable {
+    private let source: JournalSource
+    private var journal: JournalHandle?
+    private var position: JournalPosition?
+    private var problem: String? = "not opened yet"
+
+    init(source: JournalSource) { self.source = source }
+
+    func run(wake: WakePipe, until stop: () -> Bool) {
+        while !stop() {
+            do {
+                let journal = try openIfNeeded()
+                report(problem: nil)
+                try drain(journal)
+                var descriptors = [
+                    pollfd(fd: try journal.descriptor(), events: Int16(POLLIN), revents: 0),
+                    pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
+                ]
+                let ready = poll(&descriptors, 2, journal.timeoutMilliseconds())
+                if ready < 0, errno != EINTR { throw SystemError(errno: errno, operation: "poll") }
+                if descriptors[1].revents != 0 { wake.drain() }
+                try journal.process()
+            } catch {
+                report(problem: "\(error)")
+                journal = nil
+                source.setFollowing(false)
+                pause(wake: wake, milliseconds: 1000)
+            }
+        }
+        journal = nil
+    }
+
+    /// Opens the journal and places it after the last entry sent (or at the current end).
+    private func openIfNeeded() throws(SystemError) -> JournalHandle {
+        if let journal { return journal }
+        let journal = try JournalHandle(source.location)
+        _ = try journal.descriptor()
+        var resumed = false
+        if case .after(let cursor)? = position, try journal.seek(cursor: cursor), try journal.next(), journal.isAt(cursor: cursor) {
+            resumed = true
+        }
+        if !resumed {
+            try journal.seekTail()
+            let current: JournalPosition = try journal.previous(skipping: 1) == 1 ? .after(cursor: try journal.cursor()) : .head
+            if let previous = position, previous != current {
+                source.log.append([LogRecord(from: previous, to: current, event: .marker(.reset, id: current.cursor, message: "the journal reader had to reopen the journal and lost its place; continuing from the newest entries"))])
+            } else if position == nil {
+                source.log.begin(at: current)
+            }
+            position = current
+        }
+        self.journal = journal
+        source.setFollowing(true)
+        return journal
+    }
+
+    private func drain(_ journal: JournalHandle) throws(SystemError) {
+        guard var from = position else { return }
+        var batch: [LogRecord<JournalPosition>] = []
+        while try journal.next() {
+            let entry = try journal.entry(keepingFields: true)
+            let to = JournalPosition.after(cursor: entry.cursor)
+            batch.append(LogRecord(from: from, to: to, event: .journal(entry)))
+            from = to
+            if batch.count == 256 {
+                source.log.append(batch)
+                batch.removeAll(keepingCapacity: true)
+                position = from
+            }
+        }
+        source.log.append(batch)
+        position = from
+    }
+
+    private func report(problem: String?) {
+        guard problem != self.problem else { return }
+        self.problem = problem
+        if let problem {
+            source.logger.warning("cannot follow the journal; retrying", metadata: ["location": .string(source.location.description), "problem": .string(problem)])
+        } else {
+            source.logger.info("following the journal", metadata: ["location": .string(source.location.description)])
+        }
+    }
+
+    private func pause(wake: WakePipe, milliseconds: Int32) {
+        var descriptor = pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, milliseconds)
+    }
+}

@@ -1,0 +1,199 @@
+import Logging
+import NIOCore
+import Synchronization
+import TailSSECore
+
+/// The systemd journal as a ``LogSource`` (`--journal`, `--journal-directory DIR`).
+///
+/// One follower thread (``JournalService``) reads every new entry and appends it to an
+/// ``EventLog`` shared by all clients, who filter it in memory. A client that is behind what the
+/// log holds (a backlog, a resume, a slow reader) reads the journal itself from its own cursor on
+/// a ``JournalReaderPool`` thread, with its filter as sd_journal matches: the journal is the buffer.
+public final class JournalSource: LogSource {
+    public let name: String
+    public let location: JournalLocation
+    public var kind: String { "journal" }
+    public var details: [(key: String, value: String)] {
+        switch location {
+        case .local: [("journal", "local")]
+        case .directory(let path): [("journal", "directory"), ("directory", path)]
+        }
+    }
+
+    let log: EventLog<JournalPosition>
+    let pool: JournalReaderPool
+    let logger: Logger
+    private let following = Atomic<Bool>(false)
+    private let streams = Atomic<Int>(0)
+
+    /// Most entries one client read returns, so every client gets its turn on the pool.
+    static let entriesPerRead = 1024
+    /// About the most bytes one client read encodes.
+    static let bytesPerRead = 256 << 10
+
+    /// - Parameters:
+    ///   - sharedBytes: bytes of recent entries kept in memory for all clients to share.
+    ///   - readerThreads: threads (each with its own `sd_journal`) for clients' own reads.
+    public init(name: String = "journal", location: JournalLocation, sharedBytes: Int = 4 << 20, readerThreads: Int = 2, logger: Logger) {
+        self.name = name
+        self.location = location
+        self.log = EventLog(capacityBytes: sharedBytes)
+        var logger = logger
+        logger[metadataKey: "source"] = .string(name)
+        self.logger = logger
+        self.pool = JournalReaderPool(location: location, threads: readerThreads, logger: logger)
+    }
+
+    public var isFollowing: Bool { following.load(ordering: .relaxed) }
+    public var clientCount: Int { streams.load(ordering: .relaxed) }
+    func setFollowing(_ value: Bool) { following.store(value, ordering: .relaxed) }
+    func streamEnded() { streams.subtract(1, ordering: .relaxed) }
+
+    public func tick() { log.tick() }
+
+    public func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream {
+        streams.add(1, ordering: .relaxed)
+        let filter = request.journalFilter
+        var start: JournalPosition
+        var pending: [StreamEvent] = []
+        if let resumeID = request.resumeID {
+            switch await resolve(resumeID) {
+            case .success(let position):
+                start = position
+            case .failure(let problem):
+                start = await tailPosition(request.tail, filter: filter)
+                pending.append(.marker(.reset, id: start.cursor, message: problem.description + "; starting from the tail"))
+            }
+        } else {
+            start = await tailPosition(request.tail, filter: filter)
+        }
+        return JournalEventStream(source: self, encoder: encoder, filter: filter, start: start, pending: pending)
+    }
+
+    /// Why a cursor cannot be resumed from.
+    struct ResumeFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The position just after the entry a client's cursor names, if the journal still holds it.
+    func resolve(_ cursor: String) async -> Result<JournalPosition, ResumeFailure> {
+        guard (1...512).contains(cursor.utf8.count), cursor.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return .failure(ResumeFailure(description: "the id is not a journal cursor"))
+        }
+        do {
+            return try await pool.run { journal -> Result<JournalPosition, ResumeFailure> in
+                journal.removeFilter()
+                guard try journal.seek(cursor: cursor) else { return .failure(ResumeFailure(description: "the id is not a journal cursor")) }
+                guard try journal.next(), journal.isAt(cursor: cursor) else {
+                    return .failure(ResumeFailure(description: "the journal no longer holds the entry this id names (vacuumed, or from another journal)"))
+                }
+                return .success(.after(cursor: cursor))
+            }
+        } catch {
+            return .failure(ResumeFailure(description: "the journal cannot be read (\(error))"))
+        }
+    }
+
+    /// The position before the last `tail` entries that match `filter`.
+    func tailPosition(_ tail: TailStart, filter: JournalFilter) async -> JournalPosition {
+        let count: Int
+        switch tail {
+        case .all: return .head
+        case .last(let last): count = last
+        }
+        do {
+            return try await pool.run { journal -> JournalPosition in
+                try journal.apply(filter)
+                try journal.seekTail()
+                let moved = try journal.previous(skipping: count + 1)
+                return moved == count + 1 ? .after(cursor: try journal.cursor()) : .head
+            }
+        } catch {
+            logger.warning("cannot find the tail of the journal", metadata: ["error": .string("\(error)")])
+            return log.latestPosition ?? .head
+        }
+    }
+
+    /// What one client read produced.
+    struct Read: Sendable {
+        /// The encoded events.
+        var output: ByteBuffer
+        /// Where the client stands after them.
+        var position: JournalPosition
+        /// The read reached the end of the journal.
+        var reachedEnd: Bool
+        /// The position's entry is no longer in the journal (vacuumed).
+        var vanished = false
+    }
+
+    /// Reads the entries after `position` that match `filter` and encodes them.
+    ///
+    /// A read that reaches the end finishes with an unfiltered walk from the entry that was last
+    /// when it started, so the position it returns is the journal's last entry: one the follower
+    /// appends to the shared log, where the client can join it.
+    func read(after position: JournalPosition, filter: JournalFilter, encoder: EventEncoder) async throws -> Read {
+        try await pool.run { journal -> Read in
+            journal.removeFilter()
+            try journal.seekTail()
+            let lastAtStart: String? = try journal.previous(skipping: 1) == 1 ? try journal.cursor() : nil
+            if case .after(let cursor) = position {
+                guard try journal.seek(cursor: cursor), try journal.next(), journal.isAt(cursor: cursor) else {
+                    return Read(output: ByteBuffer(), position: position, reachedEnd: false, vanished: true)
+                }
+            }
+            try journal.apply(filter)
+            var output = ByteBufferAllocator().buffer(capacity: 64 << 10)
+            var reached = position
+            var sent = Set<String>()
+            var count = 0
+            var onNext = try Self.seek(journal, after: position)
+            while count < Self.entriesPerRead, output.readableBytes < Self.bytesPerRead {
+                guard try onNext || journal.next() else {
+                    try Self.walkToEnd(journal, from: lastAtStart, skipping: sent, filter: filter, encoder: encoder, output: &output, reached: &reached)
+                    return Read(output: output, position: reached, reachedEnd: true)
+                }
+                onNext = false
+                let entry = try journal.entry(keepingFields: false)
+                encoder.encodeEntry(entry, into: &output)
+                if !filter.isEmpty { sent.insert(entry.cursor) }
+                reached = .after(cursor: entry.cursor)
+                count += 1
+            }
+            return Read(output: output, position: reached, reachedEnd: false)
+        }
+    }
+
+    /// Seeks so that the next entry read is the first (matching) one after `position`; `true`
+    /// when the journal already stands on it.
+    private static func seek(_ journal: JournalHandle, after position: JournalPosition) throws -> Bool {
+        switch position {
+        case .head:
+            try journal.seekHead()
+            return false
+        case .after(let cursor):
+            _ = try journal.seek(cursor: cursor)
+            guard try journal.next() else { return false }
+            return !journal.isAt(cursor: cursor)
+        }
+    }
+
+    /// After a filtered read hit the end: every entry after `lastAtStart` was either sent, does not
+    /// match, or arrived during the read; send the last kind and stand on the journal's last entry.
+    private static func walkToEnd(
+        _ journal: JournalHandle, from lastAtStart: String?, skipping sent: Set<String>, filter: JournalFilter,
+        encoder: EventEncoder, output: inout ByteBuffer, reached: inout JournalPosition
+    ) throws {
+        guard !filter.isEmpty else { return }
+        journal.removeFilter()
+        let start: JournalPosition = lastAtStart.map { .after(cursor: $0) } ?? .head
+        var walked: JournalPosition? = lastAtStart == nil ? nil : start
+        var onNext = try seek(journal, after: start)
+        while try onNext || journal.next() {
+            onNext = false
+            let entry = try journal.entry(keepingFields: true)
+            walked = .after(cursor: entry.cursor)
+            if !sent.contains(entry.cursor), filter.matches(entry.fields) { encoder.encodeEntry(entry, into: &output) }
+        }
+        if let walked { reached = walked }
+    }
+}
