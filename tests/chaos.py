@@ -158,6 +158,7 @@ class ReconnectingClient(threading.Thread):
         self.error: BaseException | None = None
         self.resets: list[str] = []
         self.stop = threading.Event()
+        self.path = f"/sources/{source}?tail=0"
 
     def _done(self) -> bool:
         t = self.target()
@@ -174,7 +175,7 @@ class ReconnectingClient(threading.Thread):
 
     def _one_connection(self) -> None:
         port = self.get_port()
-        path = f"/sources/{self.source}?tail=0"
+        path = self.path
         try:
             s = SSEStream(port, path, last_event_id=self.last_id, timeout=10)
         except (ConnectionRefusedError, ConnectionResetError, HTTPError, TimeoutError, socket.timeout, OSError):

@@ -71,6 +71,7 @@ final class JournalEventStream: EventStream {
             }
             let observed = source.log.lastSequence
             if let located = source.log.locate(position) {
+                source.logger.trace("client joins the shared log", metadata: ["at": "\(position)", "sequence": "\(located)"])
                 state.withLock { $0.sequence = located }
                 continue
             }
@@ -84,6 +85,7 @@ final class JournalEventStream: EventStream {
                 if let step = await waitStep(after: observed) { return step }
                 continue
             }
+            source.logger.trace("client read", metadata: ["from": "\(position)", "to": "\(read.position)", "bytes": "\(read.output.readableBytes)", "end": "\(read.reachedEnd)", "observed": "\(observed)"])
             if read.vanished {
                 let target = await source.tailPosition(.last(0), filter: JournalFilter())
                 encoder.encode(.marker(.reset, id: target.cursor, message: "this client fell behind entries the journal no longer holds (vacuumed); continuing from the newest entries"), into: &buffer)

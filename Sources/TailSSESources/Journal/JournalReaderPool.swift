@@ -84,14 +84,18 @@ final class JournalReaderPool: Sendable {
                 if state.withLock({ $0.stopped }) { return }
                 continue
             }
-            if journal == nil {
-                do {
-                    journal = try JournalHandle(location)
-                } catch {
-                    logger.warning("cannot open the journal for a client's read", metadata: ["error": .string(error.description)])
-                    job(.failure(error))
-                    continue
+            do {
+                if journal == nil {
+                    let opened = try JournalHandle(location)
+                    _ = try opened.descriptor()
+                    journal = opened
                 }
+                try journal!.process()
+            } catch {
+                journal = nil
+                logger.warning("cannot open the journal for a client's read", metadata: ["error": .string(error.description)])
+                job(.failure(error))
+                continue
             }
             job(.success(journal!))
         }

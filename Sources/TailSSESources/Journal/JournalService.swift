@@ -114,13 +114,20 @@ private final class JournalFollower: @unchecked Sendable {
         }
         if !resumed {
             try journal.seekTail()
-            let current: JournalPosition = try journal.previous(skipping: 1) == 1 ? .after(cursor: try journal.cursor()) : .head
+            let current: JournalPosition
+            if try journal.previous(skipping: 1) == 1 {
+                current = .after(cursor: try journal.cursor())
+            } else {
+                try journal.seekHead()
+                current = .head
+            }
             if let previous = position, previous != current {
                 source.log.append([LogRecord(from: previous, to: current, event: .marker(.reset, id: current.cursor, message: "the journal reader had to reopen the journal and lost its place; continuing from the newest entries"))])
             } else if position == nil {
                 source.log.begin(at: current)
             }
             position = current
+            source.logger.trace("follower starts", metadata: ["at": "\(current)"])
         }
         self.journal = journal
         source.setFollowing(true)
@@ -141,6 +148,7 @@ private final class JournalFollower: @unchecked Sendable {
                 position = from
             }
         }
+        if !batch.isEmpty { source.logger.trace("follower appended", metadata: ["count": "\(batch.count)", "to": "\(from)"]) }
         source.log.append(batch)
         position = from
     }
