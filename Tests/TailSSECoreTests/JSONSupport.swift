@@ -4,15 +4,18 @@ import Foundation
 // swift-corelibs-foundation's JSONSerialization drops a U+FEFF that starts a string or follows an
 // escape (`"\uFEFFa"` parses as "a"), which would make correct output look wrong.
 
-/// A JSON value as the encoders write them: strings and booleans.
+/// A JSON value as the encoders write them: strings, booleans and (for journal entries) integers.
 enum JSONValue: Decodable, Equatable {
     case string(String)
     case bool(Bool)
+    case integer(Int)
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let bool = try? container.decode(Bool.self) {
             self = .bool(bool)
+        } else if let integer = try? container.decode(Int.self) {
+            self = .integer(integer)
         } else {
             self = .string(try container.decode(String.self))
         }
