@@ -10,9 +10,14 @@ LISTEN ?= 127.0.0.1:8111
 RUN_ARGS ?= $(shell test -r /var/log/syslog || test -r /var/log/messages || echo --file dpkg=/var/log/dpkg.log)
 
 APT_RUN := ca-certificates curl pkg-config libsystemd-dev
-APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev
-# The benchmarks compile their C load client (bench/sseload.c) and use coreutils' tail as baseline and peer.
-APT_BENCH := gcc libc6-dev coreutils
+# The journal benchmarks (also in the smoke run of `make test`): systemd-journal-remote writes their
+# journal, and its package also holds systemd-journal-gatewayd (the peer); systemd has journald,
+# journalctl, systemd-cat and systemd-socket-activate (util-linux, in APT_TEST, has unshare and nsenter).
+APT_JOURNAL_BENCH := systemd systemd-journal-remote
+APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev $(APT_JOURNAL_BENCH)
+# The benchmarks compile their C load client (bench/sseload.c) and journal follower (bench/jfollow.c,
+# libsystemd-dev) and use coreutils' tail as baseline and peer.
+APT_BENCH := gcc libc6-dev coreutils libsystemd-dev $(APT_JOURNAL_BENCH)
 
 .PHONY: run build release test test-unit test-integration bench deps-run deps-test venv clean
 

@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 class BenchError(Exception):
     """A run that could not be measured (server did not start, client failed, wrong results)."""
+
+
+class BenchSkip(Exception):
+    """A case that cannot run on this machine at all (e.g. no mount namespaces): reported, not failed."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -63,13 +68,18 @@ class Metric:
 
 @dataclass
 class Target:
-    """A goal for one subject's median: ``metric`` at least (or at most) ``value``."""
+    """A goal for one subject's median: ``metric`` at least (or at most) ``value``.
+
+    With ``relative_to`` (another subject of the same comparison), ``value`` is a factor: the
+    subject's median at least (or at most) ``value`` × that subject's median.
+    """
 
     subject: str
     metric: str
     value: float
     at_least: bool = True
     text: str = ""
+    relative_to: str | None = None
 
     def met(self, median: float) -> bool:
         return median >= self.value if self.at_least else median <= self.value
@@ -127,12 +137,30 @@ class Comparison:
         return mine.median / base.median
 
     def verdicts(self) -> list[tuple[Target, float | None, bool]]:
+        """(target, the figure it is judged on, met): a median, or for a relative target the ratio."""
         out = []
         for target in self.targets:
             summary = self.subject(target.subject).summary(target.metric)
-            median = summary.median if summary else None
-            out.append((target, median, median is not None and target.met(median)))
+            value = summary.median if summary else None
+            if target.relative_to and value is not None:
+                other = self.subject(target.relative_to).summary(target.metric)
+                value = value / other.median if other and other.median else None
+            out.append((target, value, value is not None and target.met(value)))
         return out
+
+    def verdict_text(self, target: Target, value: float | None) -> str:
+        if target.relative_to:
+            mine = self.subject(target.subject).summary(target.metric)
+            other = self.subject(target.relative_to).summary(target.metric)
+            metric = next((m for m in self.metrics if m.key == target.metric), None)
+            if value is None or not metric or not mine or not other:
+                return "ratio –"
+            return (f"ratio {value:.2f}: median {metric.show(mine.median)} vs {metric.show(other.median)}"
+                    f"{' ' + metric.unit if metric.unit else ''}")
+        metric = next((m for m in self.metrics if m.key == target.metric), None)
+        if metric is None:
+            return f"median {value}"
+        return f"median {metric.show(value)}{' ' + metric.unit if metric.unit else ''}"
 
     @property
     def errors(self) -> list[str]:
@@ -148,8 +176,10 @@ class Server:
 
     LISTENING = re.compile(r"listening on http://([^/\s]+)/")
 
-    def __init__(self, binary: str, files: dict[str, str | Path], workdir: Path, extra: list[str] | None = None):
+    def __init__(self, binary: str, files: dict[str, str | Path], workdir: Path, extra: list[str] | None = None,
+                 wrapper: list[str] | None = None):
         self.binary = binary
+        self.wrapper = wrapper or []  # a command that execs the server, e.g. nsenter (same pid)
         self.files = files
         self.log_path = workdir / f"tailsse-{time.monotonic_ns()}.log"
         self.extra = extra or []
@@ -158,7 +188,7 @@ class Server:
         self._cpu0 = 0.0
 
     def __enter__(self) -> "Server":
-        args = [self.binary, "--listen", "127.0.0.1:0", "--heartbeat", "15"]
+        args = [*self.wrapper, self.binary, "--listen", "127.0.0.1:0", "--heartbeat", "15"]
         for name, path in self.files.items():
             args += ["--file", f"{name}={path}"]
         args += self.extra
@@ -215,8 +245,7 @@ class Server:
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server so far."""
         assert self.proc
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return pid_cpu_seconds(self.proc.pid)
 
     def cpu_since_start(self) -> float:
         """CPU used since the server became healthy (start-up excluded)."""
@@ -239,6 +268,172 @@ class Server:
         return bool(self.proc) and self.proc.poll() is None
 
 
+class Gatewayd:
+    """systemd-journal-gatewayd serving a journal directory on 127.0.0.1:<free port>, for a ``with`` block.
+
+    It has no port option: ``systemd-socket-activate -l ADDR`` binds the socket and execs gatewayd
+    with it (same pid). The first request (``/machine``) waits until it answers.
+    """
+
+    BINARY = "/lib/systemd/systemd-journal-gatewayd"
+
+    def __init__(self, directory: Path, workdir: Path):
+        self.directory = directory
+        self.log_path = workdir / f"gatewayd-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self._cpu0 = 0.0
+
+    def __enter__(self) -> "Gatewayd":
+        self.port = free_port()
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["systemd-socket-activate", "-l", f"127.0.0.1:{self.port}", self.BINARY, "-D", str(self.directory)],
+            stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/machine", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise BenchError(f"gatewayd did not start: {self.log_path.read_text(errors='replace')[-500:]}")
+            time.sleep(0.02)
+        self._cpu0 = pid_cpu_seconds(self.proc.pid)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def cpu_since_start(self) -> float:
+        assert self.proc
+        return pid_cpu_seconds(self.proc.pid) - self._cpu0
+
+    def alive(self) -> bool:
+        return bool(self.proc) and self.proc.poll() is None
+
+
+class JournalNamespace:
+    """A real, standalone systemd-journald in a private mount namespace, for a ``with`` block.
+
+    ``unshare -m --propagation private`` runs a script that bind-mounts private directories over
+    /run (and /var/log/journal when it exists) and a journald.conf over /etc/systemd/journald.conf
+    (Storage=volatile, ReadKMsg=no, no rate limit), then starts /lib/systemd/systemd-journald.
+    Processes started with ``enter([...])`` (nsenter into journald's mount namespace) log into it
+    (systemd-cat, logger) and read it as the local journal (/run/log/journal: journalctl,
+    tailsse --journal). The network is the host's: clients outside connect over loopback.
+    The namespace and its mounts vanish when its last process exits; nothing is written on the host
+    outside the work directory.
+    """
+
+    SCRIPT = r"""#!/bin/bash
+set -eu
+D=$1
+export LIBMOUNT_UTAB=$D/utab        # else mount(8) writes /run/mount/utab on the host
+mkdir -p "$D/run" "$D/varlog" "$D/empty"
+mount --bind "$D/run" /run
+if [ -d /var/log/journal ]; then mount --bind "$D/varlog" /var/log/journal; fi
+for d in /etc/systemd/journald.conf.d /usr/lib/systemd/journald.conf.d /usr/local/lib/systemd/journald.conf.d; do
+    if [ -d "$d" ]; then mount --bind "$D/empty" "$d"; fi
+done
+mount --bind "$D/journald.conf" /etc/systemd/journald.conf
+if [ -e /etc/machine-id ] && [ ! -s /etc/machine-id ]; then   # journald needs a machine id
+    tr -d - < /proc/sys/kernel/random/uuid > "$D/machine-id"
+    mount --bind "$D/machine-id" /etc/machine-id
+fi
+mkdir -p /run/systemd/journal
+/lib/systemd/systemd-journald &
+JPID=$!
+for _ in $(seq 1 300); do
+    [ -S /run/systemd/journal/stdout ] && break
+    kill -0 "$JPID" 2>/dev/null || { echo "journald exited" >&2; exit 1; }
+    sleep 0.02
+done
+[ -S /run/systemd/journal/stdout ] || { echo "journald created no sockets in 6 s" >&2; kill "$JPID"; exit 1; }
+echo "ready $JPID"
+wait "$JPID"
+"""
+
+    CONF = """[Journal]
+Storage=volatile
+ReadKMsg=no
+ForwardToSyslog=no
+ForwardToKMsg=no
+ForwardToConsole=no
+ForwardToWall=no
+RateLimitIntervalSec=0
+RateLimitBurst=0
+"""
+
+    def __init__(self, workdir: Path):
+        self.dir = workdir / f"journald-ns-{time.monotonic_ns()}"
+        self.proc: subprocess.Popen | None = None
+        self.journald_pid = 0
+
+    def __enter__(self) -> "JournalNamespace":
+        self.dir.mkdir(parents=True)
+        script = self.dir / "ns.sh"
+        script.write_text(self.SCRIPT)
+        (self.dir / "journald.conf").write_text(self.CONF)
+        self._log = open(self.dir / "ns.log", "wb")
+        self.proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "bash", str(script), str(self.dir)],
+                                     stdout=subprocess.PIPE, stderr=self._log)
+        line: list[bytes] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(15)
+        match = re.match(rb"ready (\d+)", line[0]) if line else None
+        if not match:
+            self.__exit__(None, None, None)
+            log = (self.dir / "ns.log").read_text(errors="replace").strip()[-500:]
+            raise BenchError(f"no journald in a private mount namespace: {log or 'no output'}")
+        self.journald_pid = int(match.group(1))
+        return self
+
+    def enter(self, argv: list[str]) -> list[str]:
+        """argv, run in the namespace (nsenter execs it: same pid)."""
+        return ["nsenter", "-t", str(self.journald_pid), "-m", "--", *argv]
+
+    def journald_cpu(self) -> float:
+        try:
+            return pid_cpu_seconds(self.journald_pid)
+        except OSError:
+            return 0.0
+
+    def __exit__(self, *exc) -> None:
+        if self.journald_pid:
+            try:
+                os.kill(self.journald_pid, 15)
+            except ProcessLookupError:
+                pass
+        if self.proc:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                for pid in (self.journald_pid, self.proc.pid):
+                    try:
+                        if pid:
+                            os.kill(pid, 9)
+                    except ProcessLookupError:
+                        pass
+                self.proc.wait()
+            if self.proc.stdout:
+                self.proc.stdout.close()
+        if hasattr(self, "_log"):
+            self._log.close()
+
+
 # ------------------------------------------------------------------------------------------------
 # The harness
 
@@ -251,6 +446,7 @@ class Bench:
         self.workdir = workdir
         self.verbose = verbose
         self.comparisons: list[Comparison] = []
+        self.skipped: list[tuple[str, str]] = []  # (case, why)
         self.priority = "default"
         self.started = _dt.datetime.now(_dt.timezone.utc)
         self.loadavg_start = os.getloadavg()
@@ -263,9 +459,13 @@ class Bench:
             print(message, flush=True)
 
     def _compile_sseload(self) -> str:
-        out = self.workdir / "sseload"
-        source = BENCH_DIR / "sseload.c"
-        cmd = ["gcc", "-O2", "-Wall", "-pthread", "-o", str(out), str(source)]
+        return self.compile_tool("sseload.c", "-pthread")
+
+    def compile_tool(self, source_name: str, *flags: str) -> str:
+        """Compiles bench/SOURCE with gcc -O2 into the work directory; returns the binary's path."""
+        source = BENCH_DIR / source_name
+        out = self.workdir / source.stem
+        cmd = ["gcc", "-O2", "-Wall", "-o", str(out), str(source), *flags]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise BenchError(f"cannot compile {source}:\n{result.stderr}")
@@ -289,8 +489,9 @@ class Bench:
             data["stderr"] = stderr[-2000:]
         return data
 
-    def server(self, files: dict[str, str | Path], extra: list[str] | None = None) -> Server:
-        return Server(self.binary, files, self.workdir, extra)
+    def server(self, files: dict[str, str | Path], extra: list[str] | None = None,
+               wrapper: list[str] | None = None) -> Server:
+        return Server(self.binary, files, self.workdir, extra, wrapper)
 
     def runs(self, full: int, smoke: int = 1) -> int:
         if self.runs_override:
@@ -330,7 +531,8 @@ class Bench:
                     busy, wall = machine_busy_seconds() - busy0, time.monotonic() - t0
                     # CPU the machine spent on anything but the measured processes (the server or the
                     # peer, and the load client), per second: other sessions, builds, the harness.
-                    own = figures.get("cpu_s", 0) + figures.get("client_cpu_s", 0)
+                    # aux_cpu_s: helpers a case starts for every subject alike (journald, systemd-cat).
+                    own = figures.get("cpu_s", 0) + figures.get("client_cpu_s", 0) + figures.get("aux_cpu_s", 0)
                     figures["other_cores"] = max(0.0, (busy - own) / wall) if wall > 0 else -1
                     problem = check(figures) if check else None
                 except BenchError as exc:
@@ -359,9 +561,8 @@ class Bench:
             ratio_text = f"  ratio to baseline {ratio:.3f}" if ratio is not None and s.name != c.baseline else ""
             self.log(f"  -> {s.name}: median {c.primary.show(summary.median)} {c.primary.unit} "
                      f"(min {c.primary.show(summary.min)}, max {c.primary.show(summary.max)}){ratio_text}")
-        for target, median, met in c.verdicts():
-            self.log(f"  -> target {target.text}: {'met' if met else 'MISSED'} "
-                     f"(median {c.primary.show(median) if target.metric == c.primary.key else median})")
+        for target, value, met in c.verdicts():
+            self.log(f"  -> target {target.text}: {'met' if met else 'MISSED'} ({c.verdict_text(target, value)})")
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -426,6 +627,11 @@ class Bench:
         out.append(f"- Load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
                    f"duration {(_dt.datetime.now(_dt.timezone.utc) - self.started).total_seconds():.0f} s")
         out.append("")
+        for case, why in self.skipped:
+            out.append(f"#### {case}: skipped")
+            out.append("")
+            out.append(f"- {why}")
+            out.append("")
         for c in self.comparisons:
             runs = max((len(s.runs) + len(s.errors)) for s in c.subjects)
             out.append(f"#### {c.case}: {c.title}")
@@ -453,10 +659,8 @@ class Bench:
                 name = s.name + (f" ({len(s.errors)} failed runs)" if s.errors else "")
                 out.append(f"| {name} | " + " | ".join(cells) + f" | {ratio_cell} |")
             out.append("")
-            for target, median, met in c.verdicts():
-                metric = next((mm for mm in c.metrics if mm.key == target.metric), None)
-                shown = metric.show(median) + (" " + metric.unit if metric and metric.unit else "") if metric else str(median)
-                out.append(f"- Target {target.text}: **{'met' if met else 'missed'}** (median {shown}).")
+            for target, value, met in c.verdicts():
+                out.append(f"- Target {target.text}: **{'met' if met else 'missed'}** ({c.verdict_text(target, value)}).")
             for note in c.notes:
                 out.append(f"- {note}")
             for error in c.errors:
@@ -484,6 +688,19 @@ class Bench:
             ],
         }
         path.write_text(json.dumps(data, indent=1))
+
+
+def pid_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (for servers without a port-0 option)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def machine_busy_seconds() -> float:

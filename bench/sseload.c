@@ -7,8 +7,10 @@
  * Modes (each prints one JSON object on stdout; diagnostics go to stderr):
  *
  *   sseload replay   --port P --path PATH --expect N [--read eager|coalesce] [--timeout S]
+ *       [--count data|events|id-events]
  *       One SSE client (HTTP/1.1, Accept: text/event-stream, chunked body decoded) that reads until it
- *       has seen N `data:` lines, i.e. N events.
+ *       has seen N events: N `data:` lines (`data`, the default), N blank-line-terminated events
+ *       with a `data:` line (`events`), or N such events that also had an `id:` line (`id-events`).
  *   sseload pipe-tcp --expect N [--read eager|coalesce] [--timeout S] -- CMD ARGS...
  *       The physical-limit baseline: runs CMD with its stdout connected to a loopback TCP socket and
  *       counts the newline-terminated lines that arrive on the other end, until N.
@@ -74,6 +76,8 @@ static double rusage_cpu(int who) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Options                                                                                          */
 
+enum { COUNT_DATA, COUNT_EVENTS, COUNT_ID_EVENTS };
+
 struct options {
     const char *mode;
     int port;
@@ -83,6 +87,7 @@ struct options {
     double timeout;
     int clients;
     const char *file;
+    int count;         /* replay: COUNT_DATA, COUNT_EVENTS or COUNT_ID_EVENTS */
     double rate;
     long long lines;
     char **cmd; /* NULL-terminated, after "--" */
@@ -112,6 +117,12 @@ static void parse_options(int argc, char **argv, struct options *o) {
         else if (strcmp(a, "--timeout") == 0) o->timeout = atof(v);
         else if (strcmp(a, "--clients") == 0) o->clients = atoi(v);
         else if (strcmp(a, "--file") == 0) o->file = v;
+        else if (strcmp(a, "--count") == 0) {
+            if (strcmp(v, "data") == 0) o->count = COUNT_DATA;
+            else if (strcmp(v, "events") == 0) o->count = COUNT_EVENTS;
+            else if (strcmp(v, "id-events") == 0) o->count = COUNT_ID_EVENTS;
+            else fail("--count is data, events or id-events");
+        }
         else if (strcmp(a, "--rate") == 0) o->rate = atof(v);
         else if (strcmp(a, "--lines") == 0) o->lines = atoll(v);
         else { fprintf(stderr, "sseload: unknown option %s\n", a); exit(2); }
@@ -132,6 +143,8 @@ struct conn {
     pid_t pid;
     int http;          /* expects an HTTP response head */
     int sse;           /* only `data:` lines carry payload */
+    int count;         /* replay: what counts as an event (COUNT_*) */
+    int ev_data, ev_id; /* the event being parsed has had a data: / id: line */
     int head_done;
     char head[8192];
     size_t head_len;
@@ -317,16 +330,25 @@ static pid_t spawn_stdout_to(int out_fd, char **cmd, int close_from) {
 /* replay and pipe-tcp: one stream, as fast as it comes                                              */
 
 static void count_event(struct conn *c, const char *line, size_t len) {
-    if (c->sse) {
+    if (!c->sse) { c->events++; return; }
+    if (c->count == COUNT_DATA) {
         if (len >= 5 && memcmp(line, "data:", 5) == 0) c->events++;
-    } else {
-        c->events++;
+        return;
     }
-    (void)len;
+    /* Whole events: a blank line ends one; it counts when it had a data: line (and, for
+     * id-events, an id: line). A lone CR is the blank line of a CRLF stream. */
+    if (len == 0 || (len == 1 && line[0] == '\r')) {
+        if (c->ev_data && (c->count != COUNT_ID_EVENTS || c->ev_id)) c->events++;
+        c->ev_data = c->ev_id = 0;
+    } else if (len >= 5 && memcmp(line, "data:", 5) == 0) {
+        c->ev_data = 1;
+    } else if (len >= 3 && memcmp(line, "id:", 3) == 0) {
+        c->ev_id = 1;
+    }
 }
 
 static int run_bulk(const struct options *o, int fd, pid_t child, int64_t t0) {
-    struct conn c = { .fd = fd, .on_line = count_event, .http = !child, .sse = !child, .pid = child };
+    struct conn c = { .fd = fd, .on_line = count_event, .http = !child, .sse = !child, .pid = child, .count = o->count };
     char *buf = malloc(BIG_READ);
     if (!buf) fail("out of memory");
     int64_t t_first = 0, t_end = 0, deadline = t0 + (int64_t)(o->timeout * 1e9);
