@@ -166,7 +166,7 @@ extension EventEncoder {
         }
         buffer.writeBytes(sourceField)
         buffer.writeStaticString(",\"text\":\"")
-        JSONText.writeEscaped(entry.message, to: &buffer)
+        entry.message.withUnsafeBytes { JSONText.writeEscaped($0, to: &buffer) }
         buffer.writeStaticString("\",\"time\":\"")
         JournalTime.writeRFC3339(microseconds: entry.realtime, to: &buffer)
         buffer.writeInteger(UInt8(ascii: "\""))
@@ -188,12 +188,12 @@ extension EventEncoder {
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 
-    private static func writeMember(_ name: StaticString, _ value: [UInt8]?, into buffer: inout ByteBuffer) {
+    private static func writeMember(_ name: StaticString, _ value: ArraySlice<UInt8>?, into buffer: inout ByteBuffer) {
         guard let value else { return }
         buffer.writeStaticString(",\"")
         buffer.writeStaticString(name)
         buffer.writeStaticString("\":\"")
-        JSONText.writeEscaped(value, to: &buffer)
+        value.withUnsafeBytes { JSONText.writeEscaped($0, to: &buffer) }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
@@ -220,7 +220,7 @@ extension EventEncoder {
         }
         buffer.writeStaticString(": ")
         let indent = buffer.writerIndex - start
-        var message = entry.message[...]
+        var message = entry.message
         while message.last == UInt8(ascii: "\n") { message.removeLast() }
         var first = true
         for line in message.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

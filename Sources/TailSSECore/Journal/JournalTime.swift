@@ -4,37 +4,57 @@ public import NIOCore
 public enum JournalTime {
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (RFC 3339, UTC, microseconds).
     public static func writeRFC3339(microseconds: UInt64, to buffer: inout ByteBuffer) {
-        let seconds = Int64(microseconds / 1_000_000)
-        writeDateTime(seconds: seconds, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "."))
-        writeDigits(Int64(microseconds % 1_000_000), count: 6, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "Z"))
+        withFormatted(seconds: Int64(microseconds / 1_000_000)) { text, end in
+            text[end] = UInt8(ascii: ".")
+            put(Int64(microseconds % 1_000_000), count: 6, at: end + 1, in: &text)
+            text[end + 7] = UInt8(ascii: "Z")
+            return end + 8
+        } write: { buffer.writeBytes($0) }
     }
 
     /// Writes `YYYY-MM-DDTHH:MM:SS+hhmm` as `journalctl -o short-iso` does, at a UTC offset.
     public static func writeShortISO(microseconds: UInt64, utcOffsetSeconds: Int, to buffer: inout ByteBuffer) {
-        writeDateTime(seconds: Int64(microseconds / 1_000_000) + Int64(utcOffsetSeconds), to: &buffer)
-        let offset = abs(utcOffsetSeconds) / 60
-        buffer.writeInteger(utcOffsetSeconds < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
-        writeDigits(Int64(offset / 60), count: 2, to: &buffer)
-        writeDigits(Int64(offset % 60), count: 2, to: &buffer)
+        withFormatted(seconds: Int64(microseconds / 1_000_000) + Int64(utcOffsetSeconds)) { text, end in
+            let offset = abs(utcOffsetSeconds) / 60
+            text[end] = utcOffsetSeconds < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+")
+            put(Int64(offset / 60), count: 2, at: end + 1, in: &text)
+            put(Int64(offset % 60), count: 2, at: end + 3, in: &text)
+            return end + 5
+        } write: { buffer.writeBytes($0) }
     }
 
-    private static func writeDateTime(seconds: Int64, to buffer: inout ByteBuffer) {
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondOfDay = seconds - days * 86_400
-        let (year, month, day) = civilDate(daysSinceEpoch: days)
-        writeDigits(year, count: 4, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
-        writeDigits(month, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "-"))
-        writeDigits(day, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: "T"))
-        writeDigits(secondOfDay / 3600, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        writeDigits(secondOfDay / 60 % 60, count: 2, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: ":"))
-        writeDigits(secondOfDay % 60, count: 2, to: &buffer)
+    /// Formats `YYYY-MM-DDTHH:MM:SS` on the stack, lets `suffix` append to it, and writes it at once.
+    private static func withFormatted(
+        seconds: Int64, suffix: (inout UnsafeMutableRawBufferPointer, Int) -> Int, write: (UnsafeRawBufferPointer) -> Void
+    ) {
+        var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &storage) { raw in
+            var text = raw
+            let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+            let secondOfDay = seconds - days * 86_400
+            let (year, month, day) = civilDate(daysSinceEpoch: days)
+            put(year, count: 4, at: 0, in: &text)
+            text[4] = UInt8(ascii: "-")
+            put(month, count: 2, at: 5, in: &text)
+            text[7] = UInt8(ascii: "-")
+            put(day, count: 2, at: 8, in: &text)
+            text[10] = UInt8(ascii: "T")
+            put(secondOfDay / 3600, count: 2, at: 11, in: &text)
+            text[13] = UInt8(ascii: ":")
+            put(secondOfDay / 60 % 60, count: 2, at: 14, in: &text)
+            text[16] = UInt8(ascii: ":")
+            put(secondOfDay % 60, count: 2, at: 17, in: &text)
+            let end = suffix(&text, 19)
+            write(UnsafeRawBufferPointer(rebasing: raw[0..<end]))
+        }
+    }
+
+    private static func put(_ value: Int64, count: Int, at start: Int, in text: inout UnsafeMutableRawBufferPointer) {
+        var remaining = max(0, value)
+        for index in stride(from: start + count - 1, through: start, by: -1) {
+            text[index] = UInt8(ascii: "0") + UInt8(remaining % 10)
+            remaining /= 10
+        }
     }
 
     /// The proleptic Gregorian date of a day count since 1970-01-01.
@@ -48,17 +68,5 @@ public enum JournalTime {
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    private static func writeDigits(_ value: Int64, count: Int, to buffer: inout ByteBuffer) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
-        var remaining = max(0, value)
-        withUnsafeMutableBytes(of: &digits) { raw in
-            for index in stride(from: count - 1, through: 0, by: -1) {
-                raw[index] = UInt8(ascii: "0") + UInt8(remaining % 10)
-                remaining /= 10
-            }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
-        }
     }
 }
