@@ -91,11 +91,27 @@ final class JournalHandle {
     }
 
     /// The current entry, with every field kept when `keepingFields` (to filter it in memory).
+    ///
+    /// An entry read the moment journald wrote it can name data that is not readable yet
+    /// (`ENOENT`): it is read again after a millisecond, a few times, before its unreadable fields
+    /// are left out.
     func entry(keepingFields: Bool) throws(SystemError) -> JournalEntry {
         let cursor = try cursor()
         let realtime = try realtime()
-        return JournalEntry(cursor: cursor, realtime: realtime, items: DataItems(journal: journal), keepingFields: keepingFields)
+        var status: Int32 = 0
+        for _ in 0..<Self.readRetries {
+            status = 0
+            let entry = withUnsafeMutablePointer(to: &status) { status in
+                JournalEntry(cursor: cursor, realtime: realtime, items: DataItems(journal: journal, status: status), keepingFields: keepingFields)
+            }
+            if status != -ENOENT { return entry }
+            usleep(1000)
+        }
+        return JournalEntry(cursor: cursor, realtime: realtime, items: DataItems(journal: journal, status: nil), keepingFields: keepingFields)
     }
+
+    /// Reads of an entry whose data is not readable yet, one millisecond apart.
+    static let readRetries = 20
 
     /// Replaces the matches with a filter's (no filter: every entry).
     func apply(_ filter: JournalFilter) throws(SystemError) {
@@ -119,13 +135,18 @@ final class JournalHandle {
         return result
     }
 
-    /// The current entry's `NAME=value` items, skipping any that cannot be read (compressed with
-    /// an unsupported algorithm, corrupt).
+    /// The current entry's `NAME=value` items. With a `status` pointer, the first error ends the
+    /// items and is stored there (an unreadable field that another read may find); without one,
+    /// unreadable items (compressed with an unsupported algorithm, corrupt) are skipped.
     private struct DataItems: Sequence, IteratorProtocol {
         let journal: OpaquePointer
+        let status: UnsafeMutablePointer<Int32>?
         private var started = false
 
-        init(journal: OpaquePointer) { self.journal = journal }
+        init(journal: OpaquePointer, status: UnsafeMutablePointer<Int32>?) {
+            self.journal = journal
+            self.status = status
+        }
 
         mutating func next() -> UnsafeRawBufferPointer? {
             if !started {
@@ -134,6 +155,15 @@ final class JournalHandle {
             }
             var data: UnsafeRawPointer?
             var length = 0
+            if let status {
+                let result = sd_journal_enumerate_data(journal, &data, &length)
+                if result < 0 {
+                    status.pointee = result
+                    return nil
+                }
+                guard result > 0, let data else { return nil }
+                return UnsafeRawBufferPointer(start: data, count: length)
+            }
             guard sd_journal_enumerate_available_data(journal, &data, &length) > 0, let data else { return nil }
             return UnsafeRawBufferPointer(start: data, count: length)
         }

@@ -76,6 +76,7 @@ private final class JournalFollower: @unchecked Sendable {
     private var journal: JournalHandle?
     private var position: JournalPosition?
     private var problem: String? = "not opened yet"
+    private var lastEntry = ContinuousClock.now - .seconds(60)
 
     init(source: JournalSource) { self.source = source }
 
@@ -89,7 +90,7 @@ private final class JournalFollower: @unchecked Sendable {
                     pollfd(fd: try journal.descriptor(), events: Int16(POLLIN), revents: 0),
                     pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
                 ]
-                let ready = poll(&descriptors, 2, journal.timeoutMilliseconds())
+                let ready = poll(&descriptors, 2, pollTimeout(journal))
                 if ready < 0, errno != EINTR { throw SystemError(errno: errno, operation: "poll") }
                 if descriptors[1].revents != 0 { wake.drain() }
                 try journal.process()
@@ -134,12 +135,22 @@ private final class JournalFollower: @unchecked Sendable {
         return journal
     }
 
+    /// journald tells followers about new entries only from a timer (250 ms), so while entries
+    /// flow the follower also looks for them every millisecond; when quiet, every 50 ms.
+    private func pollTimeout(_ journal: JournalHandle) -> Int32 {
+        let active = ContinuousClock.now - lastEntry < .seconds(1)
+        let own: Int32 = active ? 1 : 50
+        let requested = journal.timeoutMilliseconds()
+        return requested < 0 ? own : min(requested, own)
+    }
+
     private func drain(_ journal: JournalHandle) throws(SystemError) {
         guard var from = position else { return }
         var batch: [LogRecord<JournalPosition>] = []
         while try journal.next() {
             let entry = try journal.entry(keepingFields: true)
             let to = JournalPosition.after(cursor: entry.cursor)
+            lastEntry = .now
             batch.append(LogRecord(from: from, to: to, event: .journal(entry)))
             from = to
             if batch.count == 256 {
