@@ -11,7 +11,12 @@ public struct JournalFilter: Sendable, Equatable {
 
     public private(set) var clauses: [[Term]] = []
 
+    /// ``clauses`` as bytes, for matching without allocating.
+    private var compiled: [[[(name: [UInt8], values: [[UInt8]])]]] = []
+
     public init() {}
+
+    public static func == (lhs: JournalFilter, rhs: JournalFilter) -> Bool { lhs.clauses == rhs.clauses }
 
     public var isEmpty: Bool { clauses.isEmpty }
 
@@ -71,15 +76,17 @@ public struct JournalFilter: Sendable, Equatable {
             clauses.append([["_SYSTEMD_UNIT": values], ["_PID": [Array("1".utf8)], "UNIT": values]])
         }
         for name in order { clauses.append([[name: fields[name]!]]) }
+        compiled = clauses.map { $0.map { $0.map { (name: Array($0.key.utf8), values: Array($0.value)) } } }
     }
 
     /// `true` when the entry's items satisfy every clause.
     public func matches(_ fields: JournalFields) -> Bool {
-        clauses.allSatisfy { clause in
+        compiled.allSatisfy { clause in
             clause.contains { term in
                 term.allSatisfy { name, values in
-                    let nameBytes = Array(name.utf8)
-                    return fields.contains { itemName, itemValue in itemName.elementsEqual(nameBytes) && values.contains(Array(itemValue)) }
+                    fields.contains { itemName, itemValue in
+                        itemName.elementsEqual(name) && values.contains { $0.elementsEqual(itemValue) }
+                    }
                 }
             }
         }
