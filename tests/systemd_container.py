@@ -82,6 +82,15 @@ class Container:
         out = self.run("systemctl", "show", unit, *(f"--property={p}" for p in properties)).stdout.decode()
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
+    def wait_booted(self, timeout: float = 60) -> str:
+        """Waits until systemd finished booting; returns `running` or `degraded`."""
+        def state() -> str | None:
+            result = self.run("systemctl", "is-system-running", check=False)
+            out = result.stdout.decode().strip()
+            return out if out in ("running", "degraded") else None
+
+        return wait_until(state, timeout=timeout, what=f"the container to boot\n{self.output()}")
+
     def output(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-4000:]
@@ -99,8 +108,13 @@ class Container:
         self.log.close()
         for group in self.cgroups:
             _remove_cgroup(group)
-        for leftover in Path("/run/systemd").glob(f"nspawn/*{self.name}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        shutil.rmtree(Path("/run/systemd/nspawn/propagate") / self.name, ignore_errors=True)
+        # nspawn's own directories, once no other container uses them (rmdir leaves them otherwise).
+        for leftover in ("nspawn/propagate", "nspawn", "nspawn-root"):
+            try:
+                (Path("/run/systemd") / leftover).rmdir()
+            except OSError:
+                pass
 
 
 def _remove_cgroup(group: Path) -> None:

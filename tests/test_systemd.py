@@ -21,6 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 PORT = 8111
 
 
+def runtime_library_dirs(path: str) -> list[str]:
+    """Directories outside /usr and /lib the binary loads libraries from (the Swift runtime in the
+    toolchain): the container, which has only the host's /usr, needs them too."""
+    out = subprocess.run(["ldd", path], capture_output=True, text=True, check=True).stdout
+    dirs = {str(Path(line.split("=>")[1].split("(")[0].strip()).parent) for line in out.splitlines() if "=>" in line and "/" in line.split("=>")[1]}
+    return sorted(d for d in dirs if not d.startswith(("/usr/", "/lib", "/lib64")))
+
+
 def has_journal_option() -> bool:
     return "--journal" in subprocess.run([binary(), "--help"], capture_output=True, text=True).stdout
 
@@ -91,14 +99,14 @@ def test_socket_activated_hardened_service(installed, tmp_path):
     conf.write_text(base)
     container = Container(
         binds=[(str(installed / "usr/local"), "/usr/local", False), (str(installed / "etc/tailsse"), "/etc/tailsse", False),
-               (str(logs), "/var/log/tailsse-test", False)],
+               (str(logs), "/var/log/tailsse-test", False)] + [(d, d, False) for d in runtime_library_dirs(binary())],
         kernel_args=["systemd.wants=tailsse.socket"],
         log=tmp_path / "nspawn.log",
     )
     streams: list[CurlStream] = []
     try:
-        wait_until(lambda: container.show("tailsse.socket", "ActiveState").get("ActiveState") == "active", timeout=60,
-                   what="tailsse.socket to listen")
+        container.wait_booted()
+        assert container.show("tailsse.socket", "ActiveState")["ActiveState"] == "active"
         # A short watchdog so that pings can be seen within the test.
         container.run("sh", "-c", "mkdir -p /etc/systemd/system/tailsse.service.d && "
                       "printf '[Service]\\nWatchdogSec=2s\\n' > /etc/systemd/system/tailsse.service.d/watchdog.conf && "
