@@ -1,11 +1,7 @@
 import Logging
 import NIOCore
 import ServiceLifecycle
-import Synchronization
 import TailSSECore
-
-/// Checks that one part of tailsse still makes progress: `nil` when it does, else what is wrong.
-public typealias LivenessProbe = @Sendable () async -> String?
 
 /// Tells systemd how tailsse is doing (`Type=notify`): `READY=1` once the server listens (the
 /// sources began before it), `STATUS=` with the number of clients and sources as they change,
@@ -91,82 +87,5 @@ struct SystemdNotifier: Service, CustomStringConvertible {
         let alive = (try? await answer.value()) ?? false
         timer.cancel()
         return alive
-    }
-}
-
-/// A probe that fails when `counter` has not advanced for longer than `limit`.
-public func progressProbe(_ what: String, limit: Duration, counter: @escaping @Sendable () -> UInt64) -> LivenessProbe {
-    let last = Mutex<(value: UInt64, at: ContinuousClock.Instant)?>(nil)
-    return {
-        let value = counter()
-        let now = ContinuousClock.now
-        return last.withLock { last -> String? in
-            guard let previous = last, previous.value == value else {
-                last = (value, now)
-                return nil
-            }
-            return now - previous.at > limit ? "\(what) made no progress for \(now - previous.at)" : nil
-        }
-    }
-}
-
-/// A note appended to systemd's `STATUS=` line (the outcome of the last reload that failed).
-public final class StatusNote: Sendable {
-    private let value = Mutex<String?>(nil)
-    public init() {}
-    public var note: String? {
-        get { value.withLock { $0 } }
-        set { value.withLock { $0 = newValue } }
-    }
-}
-
-/// A value set once, awaited by any number of tasks.
-final class Latch<Value: Sendable>: Sendable {
-    private struct State {
-        var value: Value?
-        var waiters: [UInt64: CheckedContinuation<Value, any Error>] = [:]
-        var cancelled: Set<UInt64> = []
-        var nextWaiter: UInt64 = 0
-    }
-
-    private let state = Mutex(State())
-
-    /// Sets the value (only the first call counts) and wakes every waiter.
-    func set(_ value: Value) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>] in
-            guard state.value == nil else { return [] }
-            state.value = value
-            defer { state.waiters = [:] }
-            return Array(state.waiters.values)
-        }
-        for waiter in waiters { waiter.resume(returning: value) }
-    }
-
-    /// The value, once set; throws `CancellationError` if the task is cancelled first.
-    func value() async throws -> Value {
-        let id = state.withLock { state in
-            defer { state.nextWaiter += 1 }
-            return state.nextWaiter
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
-                let immediate = state.withLock { state -> Result<Value, any Error>? in
-                    if let value = state.value { return .success(value) }
-                    if state.cancelled.remove(id) != nil { return .failure(CancellationError()) }
-                    state.waiters[id] = continuation
-                    return nil
-                }
-                if let immediate { continuation.resume(with: immediate) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Value, any Error>? in
-                guard let waiter = state.waiters.removeValue(forKey: id) else {
-                    if state.value == nil { state.cancelled.insert(id) }
-                    return nil
-                }
-                return waiter
-            }
-            waiter?.resume(throwing: CancellationError())
-        }
     }
 }
