@@ -25,21 +25,24 @@ public final class JournalService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        try start()
+        try await start()
         await withGracefulShutdownHandler {
             try? await gracefulShutdown()
         } onGracefulShutdown: {}
         await stop(finalEvent: nil)
     }
 
-    /// Starts the reader pool and the follower thread.
-    func start() throws {
+    /// Starts the reader pool and the follower thread; returns once the follower has opened the
+    /// journal (or found it unreadable, to be retried), so the first clients find it ready.
+    func start() async throws {
         try source.pool.start()
-        let follower = JournalFollower(source: source)
+        let settled = Completion()
+        let follower = JournalFollower(source: source, settled: settled)
         let started = try DedicatedThread { [self, follower] in
             follower.run(wake: wake, until: { self.stopping.load(ordering: .relaxed) })
         }
         thread.withLock { $0 = started }
+        await settled.wait()
     }
 
     /// Stops the follower thread and the pool; the source's streams end, after `finalEvent` if any.
@@ -92,8 +95,13 @@ private final class JournalFollower: @unchecked Sendable {
     private var journal: JournalHandle?
     private var position: JournalPosition?
     private var problem: String? = "not opened yet"
+    private let settled: Completion
 
-    init(source: JournalSource) { self.source = source }
+    /// - Parameter settled: finished after the first attempt to open the journal.
+    init(source: JournalSource, settled: Completion) {
+        self.source = source
+        self.settled = settled
+    }
 
     func run(wake: WakePipe, until stop: () -> Bool) {
         while !stop() {
@@ -170,6 +178,7 @@ private final class JournalFollower: @unchecked Sendable {
     }
 
     private func report(problem: String?) {
+        settled.finish()
         guard problem != self.problem else { return }
         self.problem = problem
         if let problem {

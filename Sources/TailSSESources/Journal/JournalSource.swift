@@ -60,8 +60,8 @@ public final class JournalSource: ManagedSource {
 
     public func begin() async throws {
         let started = try JournalService(source: self)
-        try started.start()
         service.withLock { $0 = started }
+        try await started.start()
     }
 
     public func end(reason: String?) async {
