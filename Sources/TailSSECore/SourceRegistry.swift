@@ -6,7 +6,7 @@ import Synchronization
 /// sources leave the listing before they end, and join it after they began.
 public final class SourceRegistry: Sendable {
     private let current = Mutex<[any ManagedSource]>([])
-    private let changes = ChangeLock()
+    private let updates = ChangeLock()
 
     public init() {}
 
@@ -46,7 +46,7 @@ public final class SourceRegistry: Sendable {
     /// else changes, and the error is thrown.
     @discardableResult
     public func apply(_ wanted: [any ManagedSource], reason: String = "the source was removed from the configuration") async throws -> Changes {
-        try await changes.withLock {
+        try await updates.withLock {
             let before = sources
             var changes = Changes()
             var next: [any ManagedSource] = []
@@ -80,7 +80,7 @@ public final class SourceRegistry: Sendable {
 
     /// Ends every source without an `end` event (shutdown: clients reconnect and resume).
     public func endAll() async {
-        await changes.withLock {
+        await updates.withLock {
             let all = current.withLock { sources -> [any ManagedSource] in
                 defer { sources = [] }
                 return sources
