@@ -3,6 +3,12 @@ SHELL := /bin/bash
 SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/tailsse
+# $(PREFIX)/lib/systemd/system is on systemd's unit path for PREFIX=/usr/local and /usr; for any
+# other PREFIX set UNITDIR=/etc/systemd/system.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
 VENV := .venv
 PYTHON ?= python3
 LISTEN ?= 127.0.0.1:8111
@@ -14,12 +20,13 @@ APT_RUN := ca-certificates curl pkg-config libsystemd-dev
 # journal, and its package also holds systemd-journal-gatewayd (the peer); systemd has journald,
 # journalctl, systemd-cat and systemd-socket-activate (util-linux, in APT_TEST, has unshare and nsenter).
 APT_JOURNAL_BENCH := systemd systemd-journal-remote
-APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev $(APT_JOURNAL_BENCH)
+# systemd-container: the unit test boots a real systemd in systemd-nspawn.
+APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev $(APT_JOURNAL_BENCH) systemd-container
 # The benchmarks compile their C load client (bench/sseload.c) and journal follower (bench/jfollow.c,
 # libsystemd-dev) and use coreutils' tail as baseline and peer.
 APT_BENCH := gcc libc6-dev coreutils libsystemd-dev $(APT_JOURNAL_BENCH)
 
-.PHONY: run build release test test-unit test-integration bench deps-run deps-test venv clean
+.PHONY: run build release test test-unit test-integration test-unit-files bench deps-run deps-test venv clean install uninstall
 
 run: deps-run release
 	@echo "tailsse: open http://$(LISTEN)/ — or: curl -N http://$(LISTEN)/sources/NAME"
@@ -34,6 +41,7 @@ release:
 test: deps-test venv
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
+	$(MAKE) --no-print-directory test-unit-files
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py --smoke
 
@@ -46,6 +54,55 @@ test-integration: deps-test venv release
 bench: deps-test venv release
 	$(call apt_install,$(APT_BENCH))
 	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+# The systemd units: `systemd-analyze verify` clean (the unit's binary pointed at the one built
+# here) and a security exposure of at most 1.5 (systemd-analyze's --threshold is on a 0-100 scale).
+SECURITY_THRESHOLD := 15
+test-unit-files:
+	@test -x $(BUILT) || { echo "no $(BUILT): run make release first"; exit 1; }
+	@rm -rf .build/unit-check && mkdir -p .build/unit-check
+	sed 's|/usr/local/bin/tailsse|$(abspath $(BUILT))|' systemd/tailsse.service > .build/unit-check/tailsse.service
+	cp systemd/tailsse.socket .build/unit-check/tailsse.socket
+	@out=$$(systemd-analyze verify --man=no .build/unit-check/tailsse.socket .build/unit-check/tailsse.service 2>&1); \
+		status=$$?; if [ -n "$$out" ]; then echo "$$out"; fi; \
+		if [ $$status -ne 0 ] || [ -n "$$out" ]; then echo "systemd-analyze verify: not clean"; exit 1; fi; \
+		echo "systemd-analyze verify: clean"
+	set -o pipefail; systemd-analyze security --offline=yes --threshold=$(SECURITY_THRESHOLD) --no-pager systemd/tailsse.service | tail -1
+	@rm -rf .build/unit-check
+
+# Installs the release binary, the page, the units and (never over an existing one) the example
+# configuration. Without DESTDIR, systemd is told to reload its units.
+SYSTEMCTL ?= systemctl
+BUILT ?= .build/release/tailsse
+install: $(if $(filter .build/release/tailsse,$(BUILT)),release)
+	install -D -m 0755 $(BUILT) $(DESTDIR)$(BINDIR)/tailsse
+	install -d -m 0755 $(DESTDIR)$(DATADIR)/static
+	install -m 0644 static/* $(DESTDIR)$(DATADIR)/static/
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/bin/tailsse|$(BINDIR)/tailsse|g' -e 's|/etc/tailsse/|$(SYSCONFDIR)/tailsse/|g' \
+		systemd/tailsse.service > $(DESTDIR)$(UNITDIR)/tailsse.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/tailsse.service
+	install -m 0644 systemd/tailsse.socket $(DESTDIR)$(UNITDIR)/tailsse.socket
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/tailsse
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/tailsse/tailsse.conf ]; then \
+		echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/tailsse/tailsse.conf (the example is systemd/tailsse.conf)"; \
+	else \
+		echo "install -m 0644 systemd/tailsse.conf $(DESTDIR)$(SYSCONFDIR)/tailsse/tailsse.conf"; \
+		install -m 0644 systemd/tailsse.conf $(DESTDIR)$(SYSCONFDIR)/tailsse/tailsse.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then $(SYSTEMCTL) daemon-reload; fi
+
+# Removes what `make install` installed except the configuration (like a package's conffiles);
+# without DESTDIR it first stops and disables the units.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		$(SYSTEMCTL) disable --now tailsse.socket tailsse.service 2>/dev/null || true; \
+	fi
+	rm -f $(DESTDIR)$(BINDIR)/tailsse
+	rm -rf $(DESTDIR)$(DATADIR)
+	rm -f $(DESTDIR)$(UNITDIR)/tailsse.service $(DESTDIR)$(UNITDIR)/tailsse.socket
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then $(SYSTEMCTL) daemon-reload; fi
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/tailsse/tailsse.conf: remove $(DESTDIR)$(SYSCONFDIR)/tailsse yourself if it is no longer wanted"
 
 # Installs the Debian packages that are missing (root, or sudo when available).
 define apt_install

@@ -50,7 +50,8 @@ extension Substring {
 /// Encodes a source's events in one ``StreamFormat``.
 ///
 /// SSE events carry `id:` and one `data:` line holding a JSON object
-/// `{"source": NAME, "text": LINE}`; markers are named events (`rotated`, `truncated`, `reset`).
+/// `{"source": NAME, "text": LINE}`; markers are named events (`rotated`, `truncated`, `reset`,
+/// `end`), where `reset` and `end` carry a `"reason"` instead of a `"text"`.
 /// NDJSON writes the same objects, one per line, with their `"id"` (and `"event"` for markers).
 /// Plain text writes lines as they are and skips markers.
 public struct EventEncoder: Sendable {
@@ -130,7 +131,7 @@ public struct EventEncoder: Sendable {
             buffer.writeString("\"event\":\"\(kind.rawValue)\",")
         }
         buffer.writeBytes(sourceField)
-        buffer.writeStaticString(kind == .reset ? ",\"reason\":\"" : ",\"text\":\"")
+        buffer.writeStaticString(kind == .reset || kind == .end ? ",\"reason\":\"" : ",\"text\":\"")
         JSONText.writeEscaped(text, to: &buffer)
         buffer.writeInteger(UInt8(ascii: "\""))
         if continues { buffer.writeStaticString(",\"continues\":true") }

@@ -64,6 +64,7 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
         var suspended: [UInt64: CheckedContinuation<WakeReason, Never>] = [:]
         var nextToken: UInt64 = 1
         var closed = false
+        var finalEvent: StreamEvent?
     }
 
     private let state: Mutex<State>
@@ -196,13 +197,24 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
     }
 
     /// Ends the log: every current and future wait returns ``WakeReason/closed``.
-    public func close() {
+    ///
+    /// - Parameter finalEvent: the event every stream sends before it finishes (the `end` event of
+    ///   a source removed from the configuration); `nil` when streams just finish (shutdown), so
+    ///   clients reconnect and resume.
+    public func close(finalEvent: StreamEvent? = nil) {
         let toWake: [CheckedContinuation<WakeReason, Never>] = state.withLock { state in
+            if !state.closed { state.finalEvent = finalEvent }
             state.closed = true
             return Self.takeWaiters(&state)
         }
         for continuation in toWake { continuation.resume(returning: .closed) }
     }
+
+    /// `true` once ``close(finalEvent:)`` was called.
+    public var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// The event streams send last, given to ``close(finalEvent:)``.
+    public var finalEvent: StreamEvent? { state.withLock { $0.finalEvent } }
 
     /// Number of tokens in use (clients of this source).
     public var waiterCount: Int { state.withLock { $0.tokens.count } }

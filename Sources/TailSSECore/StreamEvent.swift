@@ -9,6 +9,8 @@ public struct StreamEvent: Sendable, Equatable {
         case truncated
         /// A resume id could not be honoured; the stream continues from the `tail` position.
         case reset
+        /// The source was removed from the configuration (on reload): the last event of its streams.
+        case end
     }
 
     public var kind: Kind

@@ -99,7 +99,7 @@ struct StreamResponder: Sendable {
 /// Ticks every source so idle streams send heartbeats, and closes streams stuck in a write.
 struct StreamSweeper: Service, CustomStringConvertible {
     var description: String { "StreamSweeper" }
-    let sources: [any LogSource]
+    let registry: SourceRegistry
     let settings: StreamSettings
     let connections: ConnectionRegistry
     let logger: Logger
@@ -110,7 +110,7 @@ struct StreamSweeper: Service, CustomStringConvertible {
             try await cancelWhenGracefulShutdown {
                 while true {
                     try await Task.sleep(for: interval)
-                    for source in sources { source.tick() }
+                    for source in registry.sources { source.tick() }
                     let killed = connections.killStuck(timeout: settings.writeTimeout)
                     if killed > 0 { logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)]) }
                 }

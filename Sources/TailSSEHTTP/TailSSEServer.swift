@@ -9,74 +9,97 @@ import UnixSignals
 
 /// Everything the HTTP edge needs to serve a set of sources.
 public struct ServerConfiguration: Sendable {
-    public var host: String
-    public var port: Int
+    /// The address to bind, or the sockets systemd passed.
+    public var listen: ListenTarget
     public var staticDirectory: String?
     public var stream: StreamSettings
 
-    public init(host: String = "127.0.0.1", port: Int = 8111, staticDirectory: String? = nil, stream: StreamSettings = StreamSettings()) {
-        self.host = host
-        self.port = port
+    public init(listen: ListenTarget = .address(host: "127.0.0.1", port: 8111), staticDirectory: String? = nil, stream: StreamSettings = StreamSettings()) {
+        self.listen = listen
         self.staticDirectory = staticDirectory
         self.stream = stream
     }
 }
 
 /// Runs tailsse: the sources' services, the HTTP server and its helpers in one service group that
-/// shuts down in order on SIGTERM/SIGINT — streams end first, then the server, then the sources.
+/// shuts down in order on SIGTERM/SIGINT — systemd hears `STOPPING=1`, streams end, the server
+/// stops, then the sources end and their services stop.
 ///
 /// - Parameters:
+///   - registry: the served sources; they must have begun (``SourceRegistry/apply(_:reason:)``).
 ///   - services: long-lived services that feed the sources (started first, stopped last).
-///   - onListening: called with the bound address once the server accepts connections.
+///   - probes: liveness checks for systemd's watchdog, beside the server's own event loops.
+///   - reload: re-reads the configuration on `SIGHUP`; returns a problem for `STATUS=`, if any.
+///   - onListening: called with each bound address once the server accepts connections.
 public func runServer(
     configuration: ServerConfiguration,
-    sources: [any LogSource],
+    registry: SourceRegistry,
     services: [any Service],
+    probes: [LivenessProbe] = [],
+    reload: (@Sendable () async -> String?)? = nil,
     logger: Logger,
     onListening: @escaping @Sendable (String) async -> Void = { _ in }
 ) async throws {
     let connections = ConnectionRegistry()
     let responder = StreamResponder(settings: configuration.stream, connections: connections, logger: logger)
-    let api = SourcesAPI(sources: sources, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory))
+    let api = SourcesAPI(registry: registry, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory))
     let router = Router()
     router.add(middleware: JSONErrorMiddleware())
     api.addRoutes(to: router)
-    let app = Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tailsse"),
-        onServerRunning: { channel in
+    let listening = Latch<[any Channel]>()
+    let status = StatusNote()
+    let server = HTTPServer(target: configuration.listen, responder: HTTPServer.responder(router.buildResponder(), logger: logger), logger: logger) { channels in
+        for channel in channels {
             let address = channel.localAddress.map { address -> String in
-                let host = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]" : $0 } ?? configuration.host
-                return "\(host):\(address.port ?? configuration.port)"
-            } ?? "\(configuration.host):\(configuration.port)"
+                let host = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]" : $0 } ?? "\(address)"
+                return "\(host):\(address.port ?? 0)"
+            } ?? "\(channel)"
             await onListening(address)
-        },
-        logger: logger
-    )
+        }
+        listening.set(channels)
+    }
+    var helpers: [any Service] = [
+        SourceCloser(registry: registry),
+        StreamSweeper(registry: registry, settings: configuration.stream, connections: connections, logger: logger),
+    ]
+    if let reload { helpers.append(ReloadService(reload: reload, status: status)) }
+    helpers += [
+        server,
+        StreamCloser(connections: connections, grace: .milliseconds(500)),
+        SystemdNotifier(listening: listening, registry: registry, connections: connections, status: status, probes: probes, logger: logger),
+    ]
     let group = ServiceGroup(configuration: .init(
-        services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) } + [
-            .init(service: StreamSweeper(sources: sources, settings: configuration.stream, connections: connections, logger: logger)),
-            .init(service: app),
-            .init(service: StreamCloser(connections: connections, grace: .milliseconds(500))),
-        ],
+        services: (services + helpers).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     ))
     try await group.run()
 }
 
+/// Ends every source on shutdown (without `end` events: clients reconnect and resume), after the
+/// server has stopped and before the services that feed the sources stop.
+struct SourceCloser: Service, CustomStringConvertible {
+    var description: String { "SourceCloser" }
+    let registry: SourceRegistry
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await registry.endAll()
+    }
+}
+
 /// The HTTP API of design.md: sources, streams, health, metrics and the page.
 struct SourcesAPI: Sendable {
-    let sources: [any LogSource]
+    let registry: SourceRegistry
     let responder: StreamResponder
     let connections: ConnectionRegistry
     let assets: StaticAssets
 
-    private func source(named name: String) -> (any LogSource)? { sources.first { $0.name == name } }
+    private func source(named name: String) -> (any LogSource)? { registry.source(named: name) }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ -> Response in
-            let following = sources.allSatisfy(\.isFollowing)
+            let following = registry.sources.allSatisfy(\.isFollowing)
             return Self.text(following ? "ok\n" : "starting\n", status: following ? .ok : .serviceUnavailable)
         }
         router.get("/sources") { _, _ -> Response in
@@ -128,6 +151,7 @@ struct SourcesAPI: Sendable {
     static let streamParameters: Set<Substring> = ["tail", "lastEventId"]
 
     private func listing() -> [UInt8] {
+        let sources = registry.sources
         var out: [UInt8] = Array("[".utf8)
         for (index, source) in sources.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -141,6 +165,7 @@ struct SourcesAPI: Sendable {
     }
 
     private func metrics() -> String {
+        let sources = registry.sources
         var lines = [
             "# HELP tailsse_streams Open streams.",
             "# TYPE tailsse_streams gauge",

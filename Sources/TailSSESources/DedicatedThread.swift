@@ -30,7 +30,8 @@ final class DedicatedThread: Sendable {
     func join() async { await completion.wait() }
 }
 
-private final class Completion: Sendable {
+/// A one-time signal: ``finish()`` (again: no effect) wakes every ``wait()``, now and later.
+final class Completion: Sendable {
     private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func finish() {

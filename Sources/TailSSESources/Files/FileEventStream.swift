@@ -51,6 +51,12 @@ final class FileEventStream: EventStream {
                 for event in pending { encoder.encode(event, into: &buffer) }
                 return .events
             }
+            if source.log.isClosed {
+                state.withLock { $0.stopped = true }
+                guard let finalEvent = source.log.finalEvent else { return .finished }
+                encoder.encode(finalEvent, into: &buffer)
+                return .events
+            }
             if let sequence {
                 switch source.log.read(after: sequence) {
                 case .records(let records):
@@ -85,7 +91,8 @@ final class FileEventStream: EventStream {
         switch await source.log.wait(after: sequence, token: token) {
         case .appended: return nil
         case .tick: return .idle
-        case .interrupted, .closed: return .finished
+        case .interrupted: return .finished
+        case .closed: return nil
         }
     }
 

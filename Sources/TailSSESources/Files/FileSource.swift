@@ -9,12 +9,16 @@ import TailSSECore
 /// One follower (on the ``FileWatchService`` thread) reads the file and appends its lines to an
 /// ``EventLog`` shared by every client. Each client's ``EventStream`` holds a ``FilePosition`` and
 /// reads the file itself, off the cooperative pool, when it is behind what the log still holds.
-public final class FileSource: LogSource {
+/// As a ``ManagedSource`` it joins the watcher in ``begin()`` and leaves it in ``end(reason:)``.
+public final class FileSource: ManagedSource {
     public let name: String
     public let path: String
     public let maxLineBytes: Int
     public var kind: String { "file" }
     public var details: [(key: String, value: String)] { [("path", path)] }
+    public var definition: String { "file \(path) max-line-bytes=\(maxLineBytes) shared-buffer-bytes=\(sharedBytes)" }
+    private let watcher: FileWatchService
+    private let sharedBytes: Int
 
     let log: EventLog<FilePosition>
     let table = Mutex(GenerationTable())
@@ -26,10 +30,13 @@ public final class FileSource: LogSource {
     /// - Parameters:
     ///   - maxLineBytes: longer lines are split into pieces of at most this many bytes.
     ///   - sharedBytes: bytes of recent events kept in memory for all clients to share.
-    public init(name: String, path: String, maxLineBytes: Int = 64 << 10, sharedBytes: Int = 4 << 20, logger: Logger) {
+    ///   - watcher: the inotify thread that follows the file once the source begins.
+    public init(name: String, path: String, maxLineBytes: Int = 64 << 10, sharedBytes: Int = 4 << 20, watcher: FileWatchService, logger: Logger) {
         self.name = name
         self.path = path
         self.maxLineBytes = maxLineBytes
+        self.sharedBytes = sharedBytes
+        self.watcher = watcher
         self.log = EventLog(capacityBytes: sharedBytes, start: FilePosition(generation: 0, offset: 0))
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
@@ -59,6 +66,16 @@ public final class FileSource: LogSource {
     }
 
     public func tick() { log.tick() }
+
+    public func begin() async {
+        await watcher.add(self)
+    }
+
+    public func end(reason: String?) async {
+        await watcher.remove(self)
+        log.close(finalEvent: reason.map { endEvent(reason: $0) })
+        if let reason { logger.info("source ended", metadata: ["reason": .string(reason)]) }
+    }
 
     public func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream {
         streams.add(1, ordering: .relaxed)

@@ -8,119 +8,208 @@ import TailSSECore
 
 /// Follows every ``FileSource`` with one inotify instance on one dedicated thread.
 ///
-/// The thread polls the inotify descriptor and an eventfd (for shutdown), syncs the followers an
-/// event concerns, resyncs all of them after `IN_Q_OVERFLOW`, and syncs all once a second anyway so
-/// missing or unreadable files are retried. Its `run()` ends the sources' streams on shutdown.
-public final class FileWatchService: Service {
-    private let sources: [FileSource]
+/// Sources join with ``add(_:)`` and leave with ``remove(_:)`` at any time (a reload), each
+/// returning once the thread has done it. The thread polls the inotify descriptor and a wake pipe,
+/// syncs the followers an event concerns, resyncs all of them after `IN_Q_OVERFLOW`, and syncs all
+/// once a second anyway so missing or unreadable files are retried. The thread starts with the
+/// service; ``run()`` stops it on graceful shutdown and ends the streams of sources still followed.
+public final class FileWatchService: Service, CustomStringConvertible {
+    public var description: String { "FileWatchService" }
     private let logger: Logger
-    private let wakeDescriptor: Int32
+    private let wakeReader: Int32
     private let wakeWriter: Int32
-    private let stopping = Atomic<Bool>(false)
     private let inotify: Int32
+    private let mailbox: Mailbox
     private let loop: WatchLoop
+    private let thread: DedicatedThread
 
-    /// Opens inotify and reads every file to its last complete line, so the first clients find
-    /// the sources ready; following starts in ``run()``.
-    public init(sources: [FileSource], logger: Logger) throws {
-        self.sources = sources
+    public init(logger: Logger) throws {
         self.logger = logger
         let inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard inotify >= 0 else {
-            let error = SystemError(errno: errno, operation: "inotify_init1")
+        guard inotify >= 0 else { throw SystemError(errno: errno, operation: "inotify_init1") }
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else {
+            let error = SystemError(errno: errno, operation: "pipe")
+            close(inotify)
             throw error
         }
-        self.inotify = inotify
-        self.loop = WatchLoop(inotify: inotify, sources: sources, logger: logger)
-        loop.start()
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw SystemError(errno: errno, operation: "pipe") }
         for end in ends {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
             _ = fcntl(end, F_SETFL, O_NONBLOCK)
         }
-        self.wakeDescriptor = ends[0]
+        self.inotify = inotify
+        self.wakeReader = ends[0]
         self.wakeWriter = ends[1]
+        let mailbox = Mailbox()
+        let loop = WatchLoop(inotify: inotify, logger: logger)
+        self.mailbox = mailbox
+        self.loop = loop
+        let wake = ends[0]
+        self.thread = try DedicatedThread {
+            loop.run(wake: wake, mailbox: mailbox)
+        }
     }
 
     deinit {
-        close(wakeDescriptor)
+        close(wakeReader)
         close(wakeWriter)
         close(inotify)
     }
 
+    /// Starts following `source`: returns once its file was read to its last complete line (or
+    /// found missing, to be retried), so the first clients find it ready.
+    func add(_ source: FileSource) async {
+        await post(.add, source)
+    }
+
+    /// Stops following `source`; its log gets nothing more after this returns.
+    func remove(_ source: FileSource) async {
+        await post(.remove, source)
+    }
+
+    /// Loop passes of the watch thread so far: it advances at least once a second while the
+    /// thread is alive and not stuck (the watchdog checks it).
+    public var passes: UInt64 { mailbox.passes.load(ordering: .relaxed) }
+
     public func run() async throws {
-        guard !sources.isEmpty else {
-            try? await gracefulShutdown()
-            return
-        }
-        let thread = try DedicatedThread { [self] in
-            loop.run(wake: wakeDescriptor, until: { self.stopping.load(ordering: .relaxed) })
-        }
         await withGracefulShutdownHandler {
             try? await gracefulShutdown()
         } onGracefulShutdown: {}
-        stopping.store(true, ordering: .relaxed)
-        var one: UInt8 = 1
-        _ = write(wakeWriter, &one, 1)
+        mailbox.stop()
+        wake()
         await thread.join()
-        for source in sources {
+        for source in loop.followedSources {
             source.setFollowing(false)
             source.log.close()
         }
+        for request in mailbox.takeAll() { request.done.resume() }
     }
+
+    private func post(_ kind: Mailbox.Request.Kind, _ source: FileSource) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if mailbox.post(.init(kind: kind, source: source, done: continuation)) {
+                wake()
+            } else {
+                continuation.resume()
+            }
+        }
+    }
+
+    private func wake() {
+        var one: UInt8 = 1
+        _ = write(wakeWriter, &one, 1)
+    }
+}
+
+/// Requests for the watch thread, and whether it should stop.
+private final class Mailbox: Sendable {
+    struct Request: Sendable {
+        enum Kind: Sendable { case add, remove }
+        var kind: Kind
+        var source: FileSource
+        var done: CheckedContinuation<Void, Never>
+    }
+
+    private let state = Mutex<(requests: [Request], stopping: Bool)>(([], false))
+    let passes = Atomic<UInt64>(0)
+
+    /// Queues a request; `false` when the thread has stopped (the caller resumes it).
+    func post(_ request: Request) -> Bool {
+        state.withLock { state in
+            guard !state.stopping else { return false }
+            state.requests.append(request)
+            return true
+        }
+    }
+
+    func takeAll() -> [Request] {
+        state.withLock { state in
+            defer { state.requests = [] }
+            return state.requests
+        }
+    }
+
+    func stop() { state.withLock { $0.stopping = true } }
+    var isStopping: Bool { state.withLock { $0.stopping } }
 }
 
 /// The loop on the inotify thread; everything it touches stays on that thread.
 private final class WatchLoop: @unchecked Sendable {
+    private typealias Key = ObjectIdentifier
     private let inotify: Int32
-    private let followers: [FileFollower]
     private let logger: Logger
-    private var directoryWatches: [Int32: [Int]] = [:]
-    private var fileWatches: [Int32: [Int]] = [:]
-    private var fileWatchOf: [Int: Int32] = [:]
-    private var directoryWatchOf: [Int: Int32] = [:]
+    private var followers: [Key: FileFollower] = [:]
+    private var directoryWatches: [Int32: [Key]] = [:]
+    private var fileWatches: [Int32: [Key]] = [:]
+    private var fileWatchOf: [Key: Int32] = [:]
+    private var directoryWatchOf: [Key: Int32] = [:]
+    private let finished = Mutex<[FileSource]>([])
 
     private static let directoryMask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_ONLYDIR)
     private static let fileMask = UInt32(IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_CLOSE_WRITE)
 
-    init(inotify: Int32, sources: [FileSource], logger: Logger) {
+    init(inotify: Int32, logger: Logger) {
         self.inotify = inotify
-        self.followers = sources.map(FileFollower.init(source:))
         self.logger = logger
     }
 
-    /// The first sync of every file, before the thread takes over.
-    func start() {
-        for index in followers.indices {
-            followers[index].source.setFollowing(true)
-            syncAndWatch(index)
-        }
-    }
+    /// The sources followed when the thread stopped (read after it has).
+    var followedSources: [FileSource] { finished.withLock { $0 } }
 
-    func run(wake: Int32, until stop: () -> Bool) {
+    func run(wake: Int32, mailbox: Mailbox) {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         var lastSweep = monotonicSeconds()
-        while !stop() {
+        while !mailbox.isStopping {
+            mailbox.passes.add(1, ordering: .relaxed)
             var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
             let ready = poll(&fds, 2, 1000)
             if ready < 0, errno != EINTR {
                 logger.error("poll failed; retrying", metadata: ["errno": .stringConvertible(errno)])
                 usleep(100_000)
             }
-            if stop() { break }
-            var due = Set<Int>()
+            if mailbox.isStopping { break }
+            if fds[1].revents != 0 { drain(wake) }
+            for request in mailbox.takeAll() {
+                switch request.kind {
+                case .add: follow(request.source)
+                case .remove: unfollow(request.source)
+                }
+                request.done.resume()
+            }
+            var due = Set<Key>()
             if fds[0].revents != 0 { readEvents(into: &due, buffer: &buffer) }
             let now = monotonicSeconds()
             if now - lastSweep >= 1 {
                 lastSweep = now
-                due.formUnion(followers.indices)
+                due.formUnion(followers.keys)
             }
-            for index in due.sorted() { syncAndWatch(index) }
+            for key in due { syncAndWatch(key) }
         }
+        finished.withLock { $0 = followers.values.map(\.source) }
     }
 
-    private func readEvents(into due: inout Set<Int>, buffer: inout [UInt8]) {
+    private func drain(_ wake: Int32) {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while bytes.withUnsafeMutableBytes({ read(wake, $0.baseAddress, $0.count) }) > 0 {}
+    }
+
+    private func follow(_ source: FileSource) {
+        let key = Key(source)
+        guard followers[key] == nil else { return }
+        followers[key] = FileFollower(source: source)
+        source.setFollowing(true)
+        syncAndWatch(key)
+    }
+
+    private func unfollow(_ source: FileSource) {
+        let key = Key(source)
+        guard followers.removeValue(forKey: key) != nil else { return }
+        if let wd = fileWatchOf.removeValue(forKey: key) { unwatchFile(wd, key: key) }
+        if let wd = directoryWatchOf.removeValue(forKey: key) { unwatchDirectory(wd, key: key) }
+        source.setFollowing(false)
+    }
+
+    private func readEvents(into due: inout Set<Key>, buffer: inout [UInt8]) {
         while true {
             let count = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
             if count < 0 {
@@ -140,52 +229,62 @@ private final class WatchLoop: @unchecked Sendable {
                     offset += headerSize + nameLength
                     if mask & UInt32(IN_Q_OVERFLOW) != 0 {
                         logger.warning("inotify queue overflowed; resyncing every file")
-                        due.formUnion(followers.indices)
+                        due.formUnion(followers.keys)
                         continue
                     }
                     if mask & UInt32(IN_IGNORED) != 0 { forget(wd) }
-                    if let indices = fileWatches[wd] { due.formUnion(indices) }
-                    if let indices = directoryWatches[wd] {
+                    if let keys = fileWatches[wd] { due.formUnion(keys) }
+                    if let keys = directoryWatches[wd] {
                         let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
-                        for index in indices where followers[index].source.baseName == name { due.insert(index) }
+                        for key in keys where followers[key]?.source.baseName == name { due.insert(key) }
                     }
                 }
             }
         }
     }
 
-    private func syncAndWatch(_ index: Int) {
-        let follower = followers[index]
-        if directoryWatchOf[index] == nil {
+    private func syncAndWatch(_ key: Key) {
+        guard let follower = followers[key] else { return }
+        if directoryWatchOf[key] == nil {
             let wd = inotify_add_watch(inotify, follower.source.directoryPath, Self.directoryMask)
             if wd >= 0 {
-                directoryWatchOf[index] = wd
-                directoryWatches[wd, default: []].append(index)
+                directoryWatchOf[key] = wd
+                directoryWatches[wd, default: []].append(key)
             }
         }
         let switched = follower.sync()
-        if switched || fileWatchOf[index] == nil, follower.file != nil {
-            if let old = fileWatchOf.removeValue(forKey: index) { unwatchFile(old, index: index) }
+        if switched || fileWatchOf[key] == nil, follower.file != nil {
+            if let old = fileWatchOf.removeValue(forKey: key) { unwatchFile(old, key: key) }
             let wd = inotify_add_watch(inotify, follower.source.path, Self.fileMask)
             if wd >= 0 {
-                fileWatchOf[index] = wd
-                fileWatches[wd, default: []].append(index)
+                fileWatchOf[key] = wd
+                fileWatches[wd, default: []].append(key)
             }
         }
     }
 
-    private func unwatchFile(_ wd: Int32, index: Int) {
-        fileWatches[wd]?.removeAll { $0 == index }
-        if fileWatches[wd]?.isEmpty == true {
-            fileWatches[wd] = nil
-            if directoryWatches[wd] == nil { inotify_rm_watch(inotify, wd) }
-        }
+    /// Drops `key` from file watch `wd`, and the watch itself when nothing else uses it.
+    private func unwatchFile(_ wd: Int32, key: Key) {
+        fileWatches[wd]?.removeAll { $0 == key }
+        if fileWatches[wd]?.isEmpty == true { fileWatches[wd] = nil }
+        removeUnused(wd)
+    }
+
+    /// Drops `key` from directory watch `wd`, and the watch itself when nothing else uses it.
+    private func unwatchDirectory(_ wd: Int32, key: Key) {
+        directoryWatches[wd]?.removeAll { $0 == key }
+        if directoryWatches[wd]?.isEmpty == true { directoryWatches[wd] = nil }
+        removeUnused(wd)
+    }
+
+    private func removeUnused(_ wd: Int32) {
+        if fileWatches[wd] == nil, directoryWatches[wd] == nil { inotify_rm_watch(inotify, wd) }
     }
 
     /// The kernel dropped watch `wd` (its file or directory is gone).
     private func forget(_ wd: Int32) {
-        for index in fileWatches.removeValue(forKey: wd) ?? [] where fileWatchOf[index] == wd { fileWatchOf[index] = nil }
-        for index in directoryWatches.removeValue(forKey: wd) ?? [] where directoryWatchOf[index] == wd { directoryWatchOf[index] = nil }
+        for key in fileWatches.removeValue(forKey: wd) ?? [] where fileWatchOf[key] == wd { fileWatchOf[key] = nil }
+        for key in directoryWatches.removeValue(forKey: wd) ?? [] where directoryWatchOf[key] == wd { directoryWatchOf[key] = nil }
     }
 }
 

@@ -49,6 +49,12 @@ final class JournalEventStream: EventStream {
                 for event in pending { encoder.encode(event, into: &buffer) }
                 return .events
             }
+            if source.log.isClosed {
+                state.withLock { $0.stopped = true }
+                guard let finalEvent = source.log.finalEvent else { return .finished }
+                encoder.encode(finalEvent, into: &buffer)
+                return .events
+            }
             if let sequence {
                 switch source.log.read(after: sequence) {
                 case .records(let records):
@@ -79,6 +85,7 @@ final class JournalEventStream: EventStream {
             do {
                 read = try await source.read(after: position, filter: filter, encoder: encoder)
             } catch is JournalReaderPool.Stopped {
+                if source.log.isClosed { continue }
                 return .finished
             } catch {
                 source.logger.warning("cannot read the journal for a client; retrying", metadata: ["error": .string("\(error)")])
@@ -108,7 +115,8 @@ final class JournalEventStream: EventStream {
         switch await source.log.wait(after: sequence, token: token) {
         case .appended: return nil
         case .tick: return .idle
-        case .interrupted, .closed: return .finished
+        case .interrupted: return .finished
+        case .closed: return nil
         }
     }
 }

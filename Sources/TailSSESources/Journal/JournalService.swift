@@ -8,11 +8,16 @@ import TailSSECore
 
 /// Follows a ``JournalSource``: one dedicated thread owns the follower's `sd_journal` for its whole
 /// life, and the source's reader pool serves clients' own reads. On shutdown the source's streams end.
+///
+/// ``JournalSource/begin()`` starts one with ``start()`` and ``JournalSource/end(reason:)`` stops
+/// it with ``stop(finalEvent:)``; ``run()`` does both around a graceful shutdown, for use as a
+/// service of its own.
 public final class JournalService: Service, CustomStringConvertible {
     public var description: String { "JournalService(\(source.location))" }
     private let source: JournalSource
     private let stopping = Atomic<Bool>(false)
     private let wake: WakePipe
+    private let thread = Mutex<DedicatedThread?>(nil)
 
     public init(source: JournalSource) throws {
         self.source = source
@@ -20,19 +25,33 @@ public final class JournalService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        try source.pool.start()
-        let follower = JournalFollower(source: source)
-        let thread = try DedicatedThread { [self, follower] in
-            follower.run(wake: wake, until: { self.stopping.load(ordering: .relaxed) })
-        }
+        try await start()
         await withGracefulShutdownHandler {
             try? await gracefulShutdown()
         } onGracefulShutdown: {}
+        await stop(finalEvent: nil)
+    }
+
+    /// Starts the reader pool and the follower thread; returns once the follower has opened the
+    /// journal (or found it unreadable, to be retried), so the first clients find it ready.
+    func start() async throws {
+        try source.pool.start()
+        let settled = Completion()
+        let follower = JournalFollower(source: source, settled: settled)
+        let started = try DedicatedThread { [self, follower] in
+            follower.run(wake: wake, until: { self.stopping.load(ordering: .relaxed) })
+        }
+        thread.withLock { $0 = started }
+        await settled.wait()
+    }
+
+    /// Stops the follower thread and the pool; the source's streams end, after `finalEvent` if any.
+    func stop(finalEvent: StreamEvent?) async {
         stopping.store(true, ordering: .relaxed)
         wake.signal()
-        await thread.join()
+        if let started = thread.withLock({ $0 }) { await started.join() }
         source.setFollowing(false)
-        source.log.close()
+        source.log.close(finalEvent: finalEvent)
         await source.pool.stop()
     }
 }
@@ -77,8 +96,13 @@ private final class JournalFollower: @unchecked Sendable {
     private var position: JournalPosition?
     private var problem: String? = "not opened yet"
     private var lastEntry = ContinuousClock.now - .seconds(60)
+    private let settled: Completion
 
-    init(source: JournalSource) { self.source = source }
+    /// - Parameter settled: finished after the first attempt to open the journal.
+    init(source: JournalSource, settled: Completion) {
+        self.source = source
+        self.settled = settled
+    }
 
     func run(wake: WakePipe, until stop: () -> Bool) {
         while !stop() {
@@ -165,6 +189,7 @@ private final class JournalFollower: @unchecked Sendable {
     }
 
     private func report(problem: String?) {
+        settled.finish()
         guard problem != self.problem else { return }
         self.problem = problem
         if let problem {

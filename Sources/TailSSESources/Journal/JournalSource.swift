@@ -9,7 +9,9 @@ import TailSSECore
 /// ``EventLog`` shared by all clients, who filter it in memory. A client that is behind what the
 /// log holds (a backlog, a resume, a slow reader) reads the journal itself from its own cursor on
 /// a ``JournalReaderPool`` thread, with its filter as sd_journal matches: the journal is the buffer.
-public final class JournalSource: LogSource {
+/// As a ``ManagedSource`` it starts its ``JournalService`` in ``begin()`` and stops it in
+/// ``end(reason:)``.
+public final class JournalSource: ManagedSource {
     public let name: String
     public let location: JournalLocation
     public var kind: String { "journal" }
@@ -20,9 +22,13 @@ public final class JournalSource: LogSource {
         }
     }
 
+    public var definition: String { "journal \(location) shared-buffer-bytes=\(sharedBytes)" }
+
     let log: EventLog<JournalPosition>
     let pool: JournalReaderPool
     let logger: Logger
+    private let sharedBytes: Int
+    private let service = Mutex<JournalService?>(nil)
     private let following = Atomic<Bool>(false)
     private let streams = Atomic<Int>(0)
 
@@ -37,6 +43,7 @@ public final class JournalSource: LogSource {
     public init(name: String = "journal", location: JournalLocation, sharedBytes: Int = 4 << 20, readerThreads: Int = 2, logger: Logger) {
         self.name = name
         self.location = location
+        self.sharedBytes = sharedBytes
         self.log = EventLog(capacityBytes: sharedBytes)
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
@@ -50,6 +57,18 @@ public final class JournalSource: LogSource {
     func streamEnded() { streams.subtract(1, ordering: .relaxed) }
 
     public func tick() { log.tick() }
+
+    public func begin() async throws {
+        let started = try JournalService(source: self)
+        service.withLock { $0 = started }
+        try await started.start()
+    }
+
+    public func end(reason: String?) async {
+        guard let started = service.withLock({ $0 }) else { return }
+        await started.stop(finalEvent: reason.map { endEvent(reason: $0) })
+        if let reason { logger.info("source ended", metadata: ["reason": .string(reason)]) }
+    }
 
     public func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream {
         streams.add(1, ordering: .relaxed)

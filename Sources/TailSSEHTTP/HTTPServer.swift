@@ -1,0 +1,112 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// Where the server accepts connections.
+public enum ListenTarget: Sendable, Equatable {
+    /// Bind and listen on this address itself.
+    case address(host: String, port: Int)
+    /// Serve on sockets that are already bound and listening (socket activation: systemd passed
+    /// them, see ``ListenSockets``).
+    case sockets([Int32])
+}
+
+/// The HTTP server: Hummingbird's router and HTTP/1 channel on NIO server channels that it either
+/// binds itself or adopts from systemd.
+///
+/// Hummingbird's `Application` can only bind an address, so this service does what its server
+/// does with `ServerBootstrap.bind(_:)` for an inherited descriptor: each accepted connection runs
+/// HummingbirdCore's `HTTP1Channel` with the router as responder, and graceful shutdown quiesces
+/// (stops accepting, lets open requests finish) like Hummingbird's own server.
+struct HTTPServer: Service, CustomStringConvertible {
+    var description: String { "HTTPServer" }
+    let target: ListenTarget
+    let responder: HTTPChannelHandler.Responder
+    let logger: Logger
+    /// Called with the listening channels once connections are accepted.
+    let onListening: @Sendable ([any Channel]) async -> Void
+
+    func run() async throws {
+        let eventLoops = MultiThreadedEventLoopGroup.singleton
+        let quiescing = ServerQuiescingHelper(group: eventLoops)
+        let childChannel = HTTP1Channel(responder: responder)
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: eventLoops)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { channel in
+            childChannel.setup(channel: channel, logger: logger)
+        }
+        var listeners: [NIOAsyncChannel<HTTP1Channel.Value, Never>] = []
+        do {
+            switch target {
+            case .address(let host, let port):
+                listeners.append(try await bootstrap.bind(host: host, port: port, childChannelInitializer: setup))
+            case .sockets(let descriptors):
+                for descriptor in descriptors {
+                    listeners.append(try await bootstrap.bind(descriptor, childChannelInitializer: setup))
+                }
+            }
+        } catch {
+            for listener in listeners { try? await listener.channel.close() }
+            throw error
+        }
+        await withGracefulShutdownHandler {
+            await onListening(listeners.map(\.channel))
+            await withDiscardingTaskGroup { group in
+                for listener in listeners {
+                    group.addTask {
+                        await Self.accept(on: listener, childChannel: childChannel, logger: logger)
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            quiescing.initiateShutdown(promise: nil)
+        }
+    }
+
+    private static func accept(on listener: NIOAsyncChannel<HTTP1Channel.Value, Never>, childChannel: HTTP1Channel, logger: Logger) async {
+        await withDiscardingTaskGroup { group in
+            do {
+                try await listener.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await childChannel.handle(value: connection, logger: logger) }
+                    }
+                }
+            } catch {
+                logger.error("accepting connections failed", metadata: ["error": .string("\(error)")])
+            }
+        }
+    }
+
+    /// Answers each request with the router, as Hummingbird's `Application` does.
+    static func responder<Responder: HTTPResponder>(_ router: Responder, logger: Logger) -> HTTPChannelHandler.Responder
+    where Responder.Context == BasicRequestContext {
+        { (request, responseWriter: consuming ResponseWriter, channel) in
+            let context = BasicRequestContext(source: .init(channel: channel, logger: logger))
+            var response: Response
+            do {
+                response = try await router.respond(to: request, context: context)
+            } catch let error as HTTPParserError {
+                throw error
+            } catch {
+                logger.debug("unexpected error answering a request", metadata: ["error": .string("\(error)")])
+                response = Response(status: .internalServerError)
+            }
+            response.headers[.server] = "tailsse"
+            try await responseWriter.write(response: response.head, body: response.body)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+
+/// tailsse's settings, resolved from the command line over the configuration file over defaults.
+///
+/// Each value remembers where it came from, so an error names the option (`--heartbeat ...`) or
+/// the file and line (`/etc/tailsse/tailsse.conf:7: heartbeat ...`).
+struct Settings: Sendable, Equatable {
+    var host = "127.0.0.1"
+    var port = 8111
+    var files: [FileSpec] = []
+    var journal = false
+    var journalDirectory: String?
+    var staticDirectory: String?
+    var maxLineBytes = 64 << 10
+    var heartbeat = 15.0
+    var writeTimeout = 30.0
+    var retryMilliseconds = 2000
+    var sharedBufferBytes = 4 << 20
+    var logLevel = Logger.Level.info
+
+    /// A file source: `NAME=PATH`, the path absolute.
+    struct FileSpec: Sendable, Equatable {
+        var name: String
+        var path: String
+    }
+
+    /// The keys of a configuration file: the long options' names.
+    static let keys: Set<String> = [
+        "listen", "file", "journal", "journal-directory", "static-dir", "max-line-bytes", "heartbeat",
+        "write-timeout", "retry", "shared-buffer-bytes", "log-level",
+    ]
+
+    /// One raw value and where it was given.
+    struct Given: Sendable {
+        var key: String
+        var value: String
+        /// `nil` for the command line, else the configuration file's path and line.
+        var file: (path: String, line: Int)?
+        /// The directory a relative path in the value is resolved against.
+        var directory: String
+
+        func problem(_ message: String) -> ConfigurationError {
+            if let file { return ConfigurationError("\(file.path):\(file.line): \(key) \(message)") }
+            return ConfigurationError("--\(key) \(message)")
+        }
+    }
+
+    /// Resolves settings from the configuration file's entries, then the command line's values
+    /// (given as `key`/`value` pairs, in order): a command-line value replaces the file's, and a
+    /// command-line `file` replaces a file source of the same name.
+    static func resolve(commandLine: [(key: String, value: String)], file: ConfigurationFile?) throws(ConfigurationError) -> Settings {
+        let workingDirectory = currentDirectory()
+        var given: [String: Given] = [:]
+        var files: [Given] = []
+        if let file {
+            for entry in file.entries {
+                let value = Given(key: entry.key, value: entry.value, file: (file.path, entry.line), directory: file.directory)
+                if entry.key == "file" { files.append(value) } else { given[entry.key] = value }
+            }
+        }
+        var commandLineFiles: [Given] = []
+        for (key, value) in commandLine {
+            let value = Given(key: key, value: value, file: nil, directory: workingDirectory)
+            if key == "file" { commandLineFiles.append(value) } else { given[key] = value }
+        }
+        var settings = Settings()
+        var specs: [(FileSpec, Given)] = []
+        for value in files + commandLineFiles {
+            let spec = try fileSpec(value)
+            if let existing = specs.firstIndex(where: { $0.0.name == spec.name }) {
+                guard value.file == nil, specs[existing].1.file != nil else {
+                    throw value.problem("names the source '\(spec.name)' a second time")
+                }
+                specs[existing] = (spec, value)
+            } else {
+                specs.append((spec, value))
+            }
+        }
+        settings.files = specs.map(\.0)
+        if let value = given["listen"] { (settings.host, settings.port) = try endpoint(value) }
+        if let value = given["journal"] { settings.journal = try boolean(value) }
+        if let value = given["journal-directory"] { settings.journalDirectory = absolute(value.value, in: value.directory) }
+        if settings.journal || settings.journalDirectory != nil, let (_, value) = specs.first(where: { $0.0.name == "journal" }) {
+            throw value.problem("names a file 'journal', a name taken by the journal source; name the file differently")
+        }
+        if let value = given["static-dir"] { settings.staticDirectory = absolute(value.value, in: value.directory) }
+        if let value = given["max-line-bytes"] { settings.maxLineBytes = try integer(value, in: 16...(16 << 20)) }
+        if let value = given["heartbeat"] { settings.heartbeat = try seconds(value, in: 0.1...3600) }
+        if let value = given["write-timeout"] { settings.writeTimeout = try seconds(value, in: 0.1...3600) }
+        if let value = given["retry"] { settings.retryMilliseconds = try integer(value, in: 0...3_600_000, unit: "ms") }
+        if let value = given["shared-buffer-bytes"] { settings.sharedBufferBytes = try integer(value, in: 4096...(1 << 40)) }
+        if let value = given["log-level"] {
+            guard let level = Logger.Level(rawValue: value.value) else {
+                throw value.problem("must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            settings.logLevel = level
+        }
+        return settings
+    }
+
+    /// The settings whose change needs a restart (everything but the sources), by key.
+    func restartNeeded(comparedTo other: Settings) -> [String] {
+        var keys: [String] = []
+        if host != other.host || port != other.port { keys.append("listen") }
+        if staticDirectory != other.staticDirectory { keys.append("static-dir") }
+        if heartbeat != other.heartbeat { keys.append("heartbeat") }
+        if writeTimeout != other.writeTimeout { keys.append("write-timeout") }
+        if retryMilliseconds != other.retryMilliseconds { keys.append("retry") }
+        if logLevel != other.logLevel { keys.append("log-level") }
+        return keys
+    }
+
+    private static func fileSpec(_ given: Given) throws(ConfigurationError) -> FileSpec {
+        guard let equals = given.value.firstIndex(of: "=") else { throw given.problem("must be NAME=PATH, got '\(given.value.prefix(80))'") }
+        let name = String(given.value[..<equals])
+        let path = String(given.value[given.value.index(after: equals)...])
+        guard isValidSourceName(name) else { throw given.problem("source name '\(name.prefix(80))' must be 1-64 characters of A-Z a-z 0-9 . _ -") }
+        guard !path.isEmpty, !path.hasSuffix("/") else { throw given.problem("\(name)= needs the path of a file") }
+        return FileSpec(name: name, path: absolute(path, in: given.directory))
+    }
+
+    private static func endpoint(_ given: Given) throws(ConfigurationError) -> (String, Int) {
+        let listen = given.value
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw given.problem("must be HOST:PORT, e.g. 127.0.0.1:8111 or [::1]:8111")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw given.problem("needs a host, e.g. 127.0.0.1:\(port)") }
+        return (host, port)
+    }
+
+    private static func boolean(_ given: Given) throws(ConfigurationError) -> Bool {
+        switch given.value.lowercased() {
+        case "yes", "true", "on", "1": return true
+        case "no", "false", "off", "0": return false
+        default: throw given.problem("must be yes or no, got '\(given.value.prefix(80))'")
+        }
+    }
+
+    private static func integer(_ given: Given, in range: ClosedRange<Int>, unit: String = "") throws(ConfigurationError) -> Int {
+        guard let value = Int(given.value), range.contains(value) else {
+            throw given.problem("must be a whole number between \(range.lowerBound) and \(range.upperBound)\(unit.isEmpty ? "" : " \(unit)")")
+        }
+        return value
+    }
+
+    private static func seconds(_ given: Given, in range: ClosedRange<Double>) throws(ConfigurationError) -> Double {
+        guard let value = Double(given.value), value.isFinite, range.contains(value) else {
+            throw given.problem("must be between \(range.lowerBound) and \(Int(range.upperBound)) seconds")
+        }
+        return value
+    }
+
+    static func isValidSourceName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                true
+            default:
+                false
+            }
+        }
+    }
+
+    private static func absolute(_ path: String, in directory: String) -> String {
+        path.hasPrefix("/") ? path : (directory.hasSuffix("/") ? directory : directory + "/") + path
+    }
+
+    static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return "." }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
