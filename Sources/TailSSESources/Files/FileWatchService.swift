@@ -177,7 +177,11 @@ private final class WatchLoop: @unchecked Sendable {
                 request.done.resume()
             }
             var due = Set<Key>()
-            if fds[0].revents != 0 { readEvents(into: &due, buffer: &buffer) }
+            if fds[0].revents != 0 {
+                let pause = FanOutPacing.pauseMicroseconds(clients: followers.values.reduce(0) { $0 + $1.source.clientCount })
+                if pause > 0 { usleep(UInt32(pause)) }
+                readEvents(into: &due, buffer: &buffer)
+            }
             let now = monotonicSeconds()
             if now - lastSweep >= 1 {
                 lastSweep = now

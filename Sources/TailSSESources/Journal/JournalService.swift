@@ -163,7 +163,8 @@ private final class JournalFollower: @unchecked Sendable {
     /// flow the follower also looks for them every millisecond; when quiet, every 50 ms.
     private func pollTimeout(_ journal: JournalHandle) -> Int32 {
         let active = ContinuousClock.now - lastEntry < .seconds(1)
-        let own: Int32 = active ? 1 : 50
+        let paced = Int32(max(1, FanOutPacing.pauseMicroseconds(clients: source.clientCount) / 1000))
+        let own: Int32 = active ? paced : 50
         let requested = journal.timeoutMilliseconds()
         return requested < 0 ? own : min(requested, own)
     }
