@@ -182,3 +182,17 @@ extension Array where Element == [UInt8] {
         return body(pointers.map { UnsafeRawBufferPointer($0) })
     }
 }
+
+@Suite("Fan-out pacing")
+struct FanOutPacingTests {
+    @Test("no pause for few clients, growing with clients, capped")
+    func pacing() {
+        #expect(FanOutPacing.pauseMicroseconds(clients: 0) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(clients: 1) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(clients: 4) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(clients: 100) == 4_000)
+        #expect(FanOutPacing.pauseMicroseconds(clients: 10_000) == FanOutPacing.maximumMicroseconds)
+        let pauses = (0...1000).map { FanOutPacing.pauseMicroseconds(clients: $0) }
+        #expect(zip(pauses, pauses.dropFirst()).allSatisfy { $0 <= $1 })
+    }
+}
