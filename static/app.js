@@ -1,21 +1,26 @@
-// tailsse viewer: lists the sources, follows one of them over Server-Sent Events and shows its
-// lines live. One ES module: nothing here is put on the global object.
+// tailsse viewer: follows one or several sources on one multiplexed Server-Sent Events stream
+// (GET /events?source=A&source=B) and shows their lines live. One ES module: nothing here is put
+// on the global object except `window.tailsse`, a small read-only view for tests and debugging.
 //
 // Log text is only ever inserted as text (Text nodes / textContent), never parsed as HTML.
 
 const CONFIG = Object.freeze({
-  maxLines: 5000,          // rows kept in the page; the oldest are dropped beyond this
-  defaultTail: 100,        // existing lines asked for when a source is opened
+  defaultMaxLines: 10000,  // rows kept in the page; the oldest are dropped beyond this
+  minMaxLines: 100,
+  maxMaxLines: 1000000,
+  defaultTail: 100,        // existing lines asked for when a view is opened
   followSlackPx: 24,       // this close to the bottom still counts as "at the bottom"
   retryInitialMs: 1000,    // first delay of the page's own reconnect backoff
   retryMaxMs: 30000,       // longest delay of the backoff
-  markerKinds: ["rotated", "truncated", "reset"],
+  markerKinds: ["rotated", "truncated", "reset", "end"],
+  journalFilters: ["unit", "priority", "identifier"],
 });
 
 const MARKER_LABELS = Object.freeze({
   rotated: "File rotated",
   truncated: "File truncated",
   reset: "Stream reset",
+  end: "Source ended",
 });
 
 const STATUS_LABELS = Object.freeze({
@@ -26,13 +31,15 @@ const STATUS_LABELS = Object.freeze({
   stopped: "Stopped",
 });
 
+const PRIORITY_NAMES = Object.freeze(["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]);
+
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
 function byId(id) {
-  const element = document.getElementById(id);
-  if (!element) throw new Error(`tailsse: missing element #${id}`);
-  return element;
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`tailsse: missing element #${id}`);
+  return node;
 }
 
 function element(tag, className, text) {
@@ -42,21 +49,151 @@ function element(tag, className, text) {
   return node;
 }
 
-const CONTROL_CHARS = /[\u0000-\u0008\u000B-\u001F\u007F]/;
-const CONTROL_SPLIT = /([\u0000-\u0008\u000B-\u001F\u007F])/;
+function formatCount(n) {
+  return n.toLocaleString("en-US");
+}
 
-/** Caret notation for a control character, as `cat -v` shows it: ^M for CR, ^[ for ESC, ^? for DEL. */
+function pad(n, width = 2) {
+  return String(n).padStart(width, "0");
+}
+
+/** HH:MM:SS.mmm in local time. */
+function clockTime(date) {
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`;
+}
+
+/** Exponential backoff with jitter: about 1 s, 2 s, 4 s … up to the maximum. */
+function backoffDelay(attempt) {
+  const base = Math.min(CONFIG.retryMaxMs, CONFIG.retryInitialMs * 2 ** attempt);
+  return Math.round(base * (0.75 + Math.random() * 0.5));
+}
+
+async function fetchSources() {
+  const response = await fetch("sources", { headers: { Accept: "application/json" }, cache: "no-store" });
+  if (!response.ok) throw new Error(`GET /sources answered ${response.status}`);
+  const list = await response.json();
+  if (!Array.isArray(list)) throw new Error("GET /sources did not answer a list");
+  return list.filter((s) => s && typeof s.name === "string");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ANSI SGR colours: a line is split into segments of text, each with its style. Other escape
+// sequences (cursor movement, erase) are dropped; other control characters are shown in caret
+// notation. Nothing here produces markup: styles become class names or CSSOM properties.
+
+const ESCAPE_SEQUENCE = /\u001b\[([0-9;:]*)([@-~])|\u001b[@-Z\\-_]?/g;
+const CONTROL_SPLIT = /([\u0000-\u0008\u000B-\u001A\u001C-\u001F\u007F])/;
+const HAS_SPECIAL = /[\u0000-\u0008\u000B-\u001F\u007F]/;
+
+function xterm256(n) {
+  if (n < 16) return null;
+  if (n >= 232) {
+    const v = 8 + (n - 232) * 10;
+    return `rgb(${v},${v},${v})`;
+  }
+  const i = n - 16;
+  const level = (c) => (c === 0 ? 0 : 55 + c * 40);
+  return `rgb(${level(Math.floor(i / 36))},${level(Math.floor(i / 6) % 6)},${level(i % 6)})`;
+}
+
+class SgrState {
+  bold = false; dim = false; italic = false; underline = false; inverse = false;
+  fg = null; bg = null;  // a number 0..15 (palette class) or a CSS colour string
+
+  apply(params) {
+    const codes = params === "" ? [0] : params.split(/[;:]/).map((p) => (p === "" ? 0 : Number(p)));
+    for (let i = 0; i < codes.length; i += 1) {
+      const code = codes[i];
+      if (code === 0) Object.assign(this, new SgrState());
+      else if (code === 1) this.bold = true;
+      else if (code === 2) this.dim = true;
+      else if (code === 3) this.italic = true;
+      else if (code === 4) this.underline = true;
+      else if (code === 7) this.inverse = true;
+      else if (code === 22) this.bold = this.dim = false;
+      else if (code === 23) this.italic = false;
+      else if (code === 24) this.underline = false;
+      else if (code === 27) this.inverse = false;
+      else if (code >= 30 && code <= 37) this.fg = code - 30;
+      else if (code >= 90 && code <= 97) this.fg = code - 90 + 8;
+      else if (code === 39) this.fg = null;
+      else if (code >= 40 && code <= 47) this.bg = code - 40;
+      else if (code >= 100 && code <= 107) this.bg = code - 100 + 8;
+      else if (code === 49) this.bg = null;
+      else if (code === 38 || code === 48) {
+        let colour = null;
+        if (codes[i + 1] === 5 && i + 2 < codes.length) {
+          const n = codes[i + 2];
+          colour = n < 16 ? n : xterm256(n);
+          i += 2;
+        } else if (codes[i + 1] === 2 && i + 4 < codes.length) {
+          const [r, g, b] = codes.slice(i + 2, i + 5).map((v) => Math.max(0, Math.min(255, v | 0)));
+          colour = `rgb(${r},${g},${b})`;
+          i += 4;
+        } else {
+          break;
+        }
+        if (code === 38) this.fg = colour; else this.bg = colour;
+      }
+    }
+  }
+
+  isPlain() {
+    return !this.bold && !this.dim && !this.italic && !this.underline && !this.inverse && this.fg === null && this.bg === null;
+  }
+
+  snapshot() {
+    return this.isPlain() ? null : {
+      bold: this.bold, dim: this.dim, italic: this.italic, underline: this.underline,
+      fg: this.inverse ? (this.bg ?? "inverse-fg") : this.fg,
+      bg: this.inverse ? (this.fg ?? "inverse-bg") : this.bg,
+    };
+  }
+}
+
+/** Splits a line into `{text, style}` segments; `style` is null for plain text. */
+function parseAnsi(text) {
+  if (!text.includes("\u001b")) return [{ text, style: null }];
+  const segments = [];
+  const state = new SgrState();
+  let last = 0;
+  ESCAPE_SEQUENCE.lastIndex = 0;
+  for (let match = ESCAPE_SEQUENCE.exec(text); match; match = ESCAPE_SEQUENCE.exec(text)) {
+    if (match.index > last) segments.push({ text: text.slice(last, match.index), style: state.snapshot() });
+    if (match[2] === "m") state.apply(match[1]);
+    last = ESCAPE_SEQUENCE.lastIndex;
+  }
+  if (last < text.length) segments.push({ text: text.slice(last), style: state.snapshot() });
+  return segments;
+}
+
+function styledSpan(style) {
+  const span = element("span", "sgr");
+  const classes = [];
+  if (style.bold) classes.push("sgr-bold");
+  if (style.dim) classes.push("sgr-dim");
+  if (style.italic) classes.push("sgr-italic");
+  if (style.underline) classes.push("sgr-underline");
+  for (const [which, value] of [["fg", style.fg], ["bg", style.bg]]) {
+    if (value === null || value === undefined) continue;
+    if (typeof value === "number") classes.push(`sgr-${which}-${value}`);
+    else if (value === "inverse-fg" || value === "inverse-bg") classes.push(`sgr-${value}`);
+    else if (which === "fg") span.style.color = value;  // CSSOM, allowed by the CSP
+    else span.style.backgroundColor = value;
+  }
+  span.classList.add(...classes);
+  return span;
+}
+
+/** Caret notation for a control character, as `cat -v` shows it: ^M for CR, ^? for DEL. */
 function caretNotation(c) {
   const code = c.charCodeAt(0);
   return code === 0x7f ? "^?" : `^${String.fromCharCode(code + 0x40)}`;
 }
 
-/**
- * Appends log text to `parent` as text only. Control characters other than tab are made visible
- * in caret notation, in marked spans so they cannot be mistaken for the same characters typed out.
- */
-function appendLogText(parent, text) {
-  if (!CONTROL_CHARS.test(text)) {
+/** Appends text as Text nodes, control characters (other than tab) as marked caret notation. */
+function appendText(parent, text) {
+  if (!HAS_SPECIAL.test(text)) {
     parent.append(text);
     return;
   }
@@ -71,124 +208,273 @@ function appendLogText(parent, text) {
   });
 }
 
-function formatCount(n) {
-  return n.toLocaleString("en-US");
-}
-
-function clockTime(date = new Date()) {
-  return date.toLocaleTimeString([], { hour12: false });
-}
-
-/** Exponential backoff with jitter: about 1 s, 2 s, 4 s … up to the maximum. */
-function backoffDelay(attempt) {
-  const base = Math.min(CONFIG.retryMaxMs, CONFIG.retryInitialMs * 2 ** attempt);
-  return Math.round(base * (0.75 + Math.random() * 0.5));
-}
-
-function sourceURL(name, params) {
-  // Relative, so the page also works when hosted under a sub-path behind a proxy.
-  const query = new URLSearchParams(params).toString();
-  return `sources/${encodeURIComponent(name)}${query ? `?${query}` : ""}`;
-}
-
-async function fetchSources() {
-  const response = await fetch("sources", { headers: { Accept: "application/json" }, cache: "no-store" });
-  if (!response.ok) throw new Error(`GET /sources answered ${response.status}`);
-  const list = await response.json();
-  if (!Array.isArray(list)) throw new Error("GET /sources did not answer a list");
-  return list.filter((s) => s && typeof s.name === "string");
+/**
+ * Renders segments into `parent`, wrapping the character ranges `marks` ([start, end) pairs over
+ * the segments' joined text, sorted, not overlapping) in <mark>.
+ */
+function renderSegments(parent, segments, marks) {
+  parent.replaceChildren();
+  let offset = 0;
+  let m = 0;
+  for (const segment of segments) {
+    const target = segment.style ? styledSpan(segment.style) : parent;
+    const end = offset + segment.text.length;
+    let at = offset;
+    while (at < end) {
+      while (m < marks.length && marks[m][1] <= at) m += 1;
+      const mark = marks[m];
+      if (!mark || mark[0] >= end) {
+        appendText(target, segment.text.slice(at - offset));
+        at = end;
+      } else if (mark[0] > at) {
+        appendText(target, segment.text.slice(at - offset, mark[0] - offset));
+        at = mark[0];
+      } else {
+        const stop = Math.min(mark[1], end);
+        const highlight = element("mark", "hit");
+        appendText(highlight, segment.text.slice(at - offset, stop - offset));
+        target.append(highlight);
+        at = stop;
+      }
+    }
+    if (target !== parent) parent.append(target);
+    offset = end;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
-// UrlState: the chosen source lives in the hash (#source=NAME), so a link reopens it.
-// `?source=NAME` is accepted too; `tail=N` may sit beside it in either place.
+// Filter: a substring (case-insensitive) or /regex/flags. `test` answers null for a line that does
+// not match, else the ranges to highlight.
 
-const UrlState = {
-  params() {
+class Filter {
+  source = "";
+  error = "";
+  #regex = null;
+  #needle = "";
+
+  constructor(source = "") {
+    this.source = source;
+    const literal = /^\/(.+)\/([a-z]*)$/s.exec(source);
+    if (literal) {
+      try {
+        const flags = literal[2].replace(/[gy]/g, "");
+        this.#regex = new RegExp(literal[1], `${flags}g`);
+      } catch (error) {
+        this.error = error.message;
+      }
+    } else {
+      this.#needle = source.toLowerCase();
+    }
+  }
+
+  get active() {
+    return !this.error && (this.#regex !== null || this.#needle !== "");
+  }
+
+  test(text) {
+    if (!this.active) return [];
+    const ranges = [];
+    if (this.#regex) {
+      this.#regex.lastIndex = 0;
+      for (let match = this.#regex.exec(text); match; match = this.#regex.exec(text)) {
+        if (match[0].length === 0) {
+          this.#regex.lastIndex += 1;
+          if (ranges.length === 0) ranges.push([match.index, match.index]);
+          continue;
+        }
+        ranges.push([match.index, match.index + match[0].length]);
+        if (ranges.length > 1000) break;
+      }
+    } else {
+      const haystack = text.toLowerCase();
+      for (let at = haystack.indexOf(this.#needle); at >= 0; at = haystack.indexOf(this.#needle, at + this.#needle.length)) {
+        ranges.push([at, at + this.#needle.length]);
+        if (ranges.length > 1000) break;
+      }
+    }
+    return ranges.length ? ranges.filter((r) => r[1] > r[0]) : null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ViewState: what the view shows, kept in the URL hash so a link reopens the same view:
+// #source=A&source=B&q=FILTER&journal.unit=ssh.service&journal.priority=err&lines=10000&tail=100
+
+class ViewState {
+  sources = [];
+  filter = "";
+  /** Per-source server-side parameters: Map(name -> Map(key -> value)). */
+  params = new Map();
+  maxLines = CONFIG.defaultMaxLines;
+  tail = String(CONFIG.defaultTail);
+
+  static fromLocation() {
+    const state = new ViewState();
     const merged = new URLSearchParams(window.location.search);
-    for (const [key, value] of new URLSearchParams(window.location.hash.slice(1))) merged.set(key, value);
-    return merged;
-  },
+    for (const [key, value] of new URLSearchParams(window.location.hash.slice(1))) merged.append(key, value);
+    for (const [key, value] of merged) {
+      if (key === "source") {
+        if (value && !state.sources.includes(value)) state.sources.push(value);
+      } else if (key === "q") {
+        state.filter = value;
+      } else if (key === "lines") {
+        const n = Number(value);
+        if (Number.isInteger(n)) state.maxLines = Math.max(CONFIG.minMaxLines, Math.min(CONFIG.maxMaxLines, n));
+      } else if (key === "tail") {
+        if (/^(\d{1,9}|all)$/.test(value)) state.tail = value;
+      } else {
+        const dot = key.lastIndexOf(".");
+        if (dot > 0 && CONFIG.journalFilters.includes(key.slice(dot + 1)) && value) {
+          state.setParam(key.slice(0, dot), key.slice(dot + 1), value);
+        }
+      }
+    }
+    return state;
+  }
 
-  source() {
-    return this.params().get("source") || null;
-  },
+  setParam(source, key, value) {
+    if (!this.params.has(source)) this.params.set(source, new Map());
+    if (value) this.params.get(source).set(key, value);
+    else this.params.get(source).delete(key);
+  }
 
-  tail() {
-    const raw = this.params().get("tail");
-    return raw && /^(\d{1,9}|all)$/.test(raw) ? raw : String(CONFIG.defaultTail);
-  },
+  /** The server-side part: what a stream is opened with (changes need a new stream). */
+  streamKey() {
+    return JSON.stringify([this.sources, this.tail, this.#serverParams()]);
+  }
 
-  /** Puts `name` in the hash: a new history entry, or in place when `replace` (no hashchange). */
-  setSource(name, { replace = false } = {}) {
-    const hash = new URLSearchParams(window.location.hash.slice(1));
-    hash.set("source", name);
-    const next = `#${hash.toString()}`;
-    if (window.location.hash === next) return;
-    if (replace) window.history.replaceState(window.history.state, "", next);
-    else window.location.hash = next;
-  },
-};
+  #serverParams() {
+    const out = [];
+    for (const name of this.sources) {
+      for (const [key, value] of this.params.get(name) ?? []) out.push([`${name}.${key}`, value]);
+    }
+    return out;
+  }
+
+  /** The query of `GET /events` for this view. */
+  eventsQuery(lastEventId) {
+    const query = new URLSearchParams();
+    for (const name of this.sources) query.append("source", name);
+    query.set("tail", this.tail);
+    for (const [key, value] of this.#serverParams()) query.append(key, value);
+    if (lastEventId) query.set("lastEventId", lastEventId);
+    return query.toString();
+  }
+
+  toHash() {
+    const hash = new URLSearchParams();
+    for (const name of this.sources) hash.append("source", name);
+    for (const [key, value] of this.#serverParams()) hash.append(key, value);
+    if (this.filter) hash.set("q", this.filter);
+    if (this.maxLines !== CONFIG.defaultMaxLines) hash.set("lines", String(this.maxLines));
+    if (this.tail !== String(CONFIG.defaultTail)) hash.set("tail", this.tail);
+    return `#${hash.toString()}`;
+  }
+
+  save() {
+    const next = this.toHash();
+    if (window.location.hash !== next) window.history.replaceState(window.history.state, "", next);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
-// LogView: the scrolling list of rows. Appends in batches (one per animation frame), keeps at
-// most CONFIG.maxLines rows, follows the bottom unless the user scrolled up.
+// LogView: the scrolling list of rows. Events are queued as data and turned into rows once per
+// animation frame, only as many as the cap keeps, so a burst of any size costs bounded memory.
+// Follows the bottom unless the user scrolled up; a paused view queues (bounded by the cap too)
+// and shows everything on resume.
 
 class LogView {
   #container;
   #jumpButton;
   #countLabel;
   #noteLabel;
-  #pending = document.createDocumentFragment();
-  #pendingRows = 0;
-  #rows = 0;
+  #filterCount;
+  #queue = [];           // events not yet shown, oldest first
+  #queueStart = 0;       // index of the first live entry in #queue
+  #entries = [];         // shown rows, oldest first: {row, body, text, segments}
+  #openEntry = null;     // the entry a long line's next piece is appended to, per source
+  #openBySource = new Map();
+  #maxLines;
+  #filter = new Filter("");
+  #following = true;
+  #paused = false;
   #dropped = 0;
   #unseen = 0;
-  #openRow = null;       // the row a long line's next piece is appended to
-  #following = true;
+  #received = 0;
   #flushFrame = 0;
   #flushTimer = 0;
+  #sourceIndex = new Map();
 
-  constructor({ container, jumpButton, countLabel, noteLabel }) {
+  constructor({ container, jumpButton, countLabel, noteLabel, filterCount }, maxLines) {
     this.#container = container;
     this.#jumpButton = jumpButton;
     this.#countLabel = countLabel;
     this.#noteLabel = noteLabel;
+    this.#filterCount = filterCount;
+    this.#maxLines = maxLines;
     container.addEventListener("scroll", () => this.#onScroll(), { passive: true });
     jumpButton.addEventListener("click", () => this.jumpToLive());
     new ResizeObserver(() => { if (this.#following) this.#scrollToBottom(); }).observe(container);
     this.#renderFooter();
   }
 
-  /** A line, or one piece of a long line when `continues` says another piece follows. */
-  appendLine(text, continues) {
-    const row = this.#openRow ?? this.#newRow("row row-line");
-    appendLogText(row, text);
-    this.#openRow = continues ? row : null;
+  get paused() { return this.#paused; }
+  get following() { return this.#following; }
+  get rowCount() { return this.#entries.length; }
+  get queued() { return this.#queue.length - this.#queueStart; }
+
+  setSources(names) {
+    this.#sourceIndex = new Map(names.map((name, index) => [name, index % 8]));
+  }
+
+  setMaxLines(maxLines) {
+    this.#maxLines = maxLines;
     this.#scheduleFlush();
   }
 
-  /** A separator row for something that is not a line: rotated, truncated, reset. */
-  appendMarker(kind, message) {
-    this.#openRow = null;
-    const row = this.#newRow(`row row-marker marker-${kind}`);
-    const now = new Date();
-    const time = element("time", "marker-time", clockTime(now));
-    time.dateTime = now.toISOString();
-    row.append(
-      element("span", "marker-label", MARKER_LABELS[kind] ?? kind),
-      element("span", "marker-text", message),
-      time,
-    );
+  setFilter(filter) {
+    this.#filter = filter;
+    let shown = 0;
+    for (const entry of this.#entries) if (this.#applyFilter(entry)) shown += 1;
+    this.#renderFilterCount(shown);
+    if (this.#following) this.#scrollToBottom();
+  }
+
+  /** Queues one event: `{kind: "line"|marker, data}`. */
+  push(kind, data) {
+    this.#received += 1;
+    this.#queue.push({ kind, data, received: Date.now() });
+    if (this.queued > this.#maxLines) {
+      this.#queueStart += 1;
+      this.#dropped += 1;
+      if (this.#queueStart > this.#maxLines) {
+        this.#queue = this.#queue.slice(this.#queueStart);
+        this.#queueStart = 0;
+      }
+    }
     this.#scheduleFlush();
+  }
+
+  pause() {
+    this.#paused = true;
+    this.#renderFooter();
+  }
+
+  resume() {
+    this.#paused = false;
+    this.#flush();
   }
 
   clear() {
     this.#container.replaceChildren();
-    this.#pending = document.createDocumentFragment();
-    this.#rows = this.#pendingRows = this.#dropped = this.#unseen = 0;
-    this.#openRow = null;
+    this.#entries = [];
+    this.#queue = [];
+    this.#queueStart = 0;
+    this.#openBySource.clear();
+    this.#dropped = this.#unseen = this.#received = 0;
     this.jumpToLive();
+    this.#renderFooter();
+    this.#renderFilterCount();
   }
 
   jumpToLive() {
@@ -198,27 +484,15 @@ class LogView {
     this.#renderJump();
   }
 
-  #newRow(className) {
-    const row = element("div", className);
-    this.#pending.append(row);
-    this.#pendingRows += 1;
-    if (this.#pendingRows > CONFIG.maxLines) this.#dropPendingHead();
-    return row;
-  }
-
-  // While the tab is hidden no frame is drawn: keep the pending batch bounded as well.
-  #dropPendingHead() {
-    const head = this.#pending.firstChild;
-    if (head === this.#openRow) this.#openRow = null;
-    head.remove();
-    this.#pendingRows -= 1;
-    this.#dropped += 1;
+  /** The text of the rows shown (markers as `[kind]`), for tests and copying. */
+  snapshot() {
+    return this.#entries.map((e) => ({ source: e.source, kind: e.kind, text: e.text, hidden: e.row.hidden }));
   }
 
   #scheduleFlush() {
-    if (this.#flushFrame) return;
+    if (this.#flushFrame || this.#paused) return;
     this.#flushFrame = requestAnimationFrame(() => this.#flush());
-    // Hidden tabs get no animation frames; a timer still drains the batch now and then.
+    // Hidden tabs get no animation frames; a timer still drains the queue now and then.
     this.#flushTimer = setTimeout(() => this.#flush(), 500);
   }
 
@@ -226,28 +500,117 @@ class LogView {
     cancelAnimationFrame(this.#flushFrame);
     clearTimeout(this.#flushTimer);
     this.#flushFrame = this.#flushTimer = 0;
-    if (this.#pendingRows > 0) {
-      if (!this.#following) this.#unseen += this.#pendingRows;
-      this.#rows += this.#pendingRows;
-      this.#pendingRows = 0;
-      this.#container.append(this.#pending);
+    if (this.#paused) return;
+    const queued = this.queued;
+    if (queued > 0) {
+      const fresh = this.#queue.slice(this.#queueStart);
+      this.#queue = [];
+      this.#queueStart = 0;
+      if (fresh.length >= this.#maxLines) {
+        // Everything shown now is older than what the cap keeps: drop it wholesale.
+        this.#dropped += this.#entries.length;
+        this.#entries = [];
+        this.#container.replaceChildren();
+        this.#openBySource.clear();
+      }
+      const fragment = document.createDocumentFragment();
+      let added = 0;
+      for (const item of fresh) {
+        const entry = this.#materialize(item);
+        if (!entry) continue;
+        fragment.append(entry.row);
+        this.#entries.push(entry);
+        added += 1;
+      }
+      if (!this.#following) this.#unseen += added;
+      this.#container.append(fragment);
     }
     this.#trim();
     if (this.#following) this.#scrollToBottom();
     this.#renderJump();
     this.#renderFooter();
+    if (queued > 0 && this.#filter.active) this.#renderFilterCount();
+  }
+
+  /** Makes the row of a queued event; `null` when it continued an existing row. */
+  #materialize({ kind, data, received }) {
+    const source = typeof data.source === "string" ? data.source : "";
+    if (kind === "line") {
+      const text = typeof data.text === "string" ? data.text : "";
+      const open = this.#openBySource.get(source);
+      if (open) {
+        open.text += text;
+        open.segments = parseAnsi(open.text);
+        this.#applyFilter(open, true);
+        if (data.continues !== true) this.#openBySource.delete(source);
+        return null;
+      }
+      const entry = this.#newEntry("line", source, data, received);
+      entry.text = text;
+      entry.segments = parseAnsi(text);
+      this.#applyFilter(entry, true);
+      if (data.continues === true) this.#openBySource.set(source, entry);
+      return entry;
+    }
+    this.#openBySource.delete(source);
+    const entry = this.#newEntry(kind, source, data, received);
+    const message = kind === "reset" ? data.reason : data.text;
+    entry.text = `${MARKER_LABELS[kind] ?? kind}: ${typeof message === "string" ? message : ""}`;
+    entry.segments = [{ text: entry.text, style: null }];
+    entry.row.classList.add("row-marker", `marker-${kind}`);
+    this.#applyFilter(entry, true);
+    return entry;
+  }
+
+  #newEntry(kind, source, data, received) {
+    const row = element("div", "row");
+    const time = element("time", "ts");
+    const when = typeof data.time === "string" ? new Date(data.time) : new Date(received);
+    if (!Number.isNaN(when.getTime())) {
+      time.textContent = clockTime(when);
+      time.dateTime = typeof data.time === "string" ? data.time : when.toISOString();
+      time.title = time.dateTime;
+    }
+    const tag = element("span", `tag src-${this.#sourceIndex.get(source) ?? 0}`, source);
+    row.append(time, tag);
+    if (Number.isInteger(data.priority) && data.priority >= 0 && data.priority <= 7) {
+      row.dataset.priority = String(data.priority);
+      row.classList.add(`prio-${data.priority}`);
+      time.title += ` · ${PRIORITY_NAMES[data.priority]}`;
+    }
+    const origin = [data.host, data.identifier ?? data.unit].filter((v) => typeof v === "string" && v).join(" ");
+    if (origin) {
+      const pid = Number.isInteger(data.pid) || typeof data.pid === "string" ? `[${data.pid}]` : "";
+      const meta = element("span", "meta", `${origin}${pid}:`);
+      if (typeof data.unit === "string") meta.title = data.unit;
+      row.append(meta);
+    }
+    const body = element("span", "text");
+    row.append(body);
+    return { row, body, kind, source, text: "", segments: [] };
+  }
+
+  /** Shows or hides an entry by the filter and renders its highlights; true when shown. */
+  #applyFilter(entry, fresh = false) {
+    const ranges = entry.kind === "line" || this.#filter.active ? this.#filter.test(entry.text) : [];
+    const hidden = ranges === null && entry.kind === "line";
+    entry.row.hidden = hidden;
+    const marks = ranges ?? [];
+    if (fresh || marks.length || entry.marked) renderSegments(entry.body, entry.segments, marks);
+    entry.marked = marks.length > 0;
+    return !hidden;
   }
 
   #trim() {
-    const excess = this.#rows - CONFIG.maxLines;
+    const excess = this.#entries.length - this.#maxLines;
     if (excess <= 0) return;
     const heightBefore = this.#container.scrollHeight;
+    const removed = this.#entries.splice(0, excess);
     const range = document.createRange();
-    range.setStartBefore(this.#container.firstChild);
-    range.setEndAfter(this.#container.children[excess - 1]);
-    if (this.#openRow && range.intersectsNode(this.#openRow)) this.#openRow = null;
+    range.setStartBefore(removed[0].row);
+    range.setEndAfter(removed[removed.length - 1].row);
     range.deleteContents();
-    this.#rows -= excess;
+    for (const [source, open] of this.#openBySource) if (removed.includes(open)) this.#openBySource.delete(source);
     this.#dropped += excess;
     // Keep what the user is reading in place when older rows vanish above it.
     if (!this.#following) this.#container.scrollTop -= heightBefore - this.#container.scrollHeight;
@@ -273,23 +636,33 @@ class LogView {
       : "Jump to live";
   }
 
+  #renderFilterCount(shown) {
+    if (!this.#filter.active) {
+      this.#filterCount.textContent = this.#filter.error ? "invalid regex" : "";
+      return;
+    }
+    const count = shown ?? this.#entries.reduce((n, e) => n + (e.row.hidden ? 0 : 1), 0);
+    this.#filterCount.textContent = `${formatCount(count)} match${count === 1 ? "" : "es"}`;
+  }
+
   #renderFooter() {
-    const rows = this.#rows;
+    const rows = this.#entries.length;
     this.#countLabel.textContent = `${formatCount(rows)} ${rows === 1 ? "line" : "lines"}`;
-    this.#noteLabel.textContent = this.#dropped > 0
-      ? `${formatCount(this.#dropped)} older lines dropped · keeps the newest ${formatCount(CONFIG.maxLines)}`
-      : `keeps the newest ${formatCount(CONFIG.maxLines)}`;
+    const notes = [];
+    if (this.#paused) notes.push(`paused · ${formatCount(this.queued)} waiting`);
+    if (this.#dropped > 0) notes.push(`${formatCount(this.#dropped)} older dropped`);
+    this.#noteLabel.textContent = notes.join(" · ");
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// SourceStream: one source's EventSource. Tracks the last event id; lets the browser reconnect
-// by itself after a dropped connection, and reconnects on its own with backoff (resuming with
-// ?lastEventId=) when the browser gives up for good after a non-200 answer.
+// EventStream: the view's one EventSource on /events. Tracks the last event id (a composite id
+// of every source's position); lets the browser reconnect by itself after a dropped connection
+// (it sends Last-Event-ID), and reconnects on its own with backoff, resuming with ?lastEventId=,
+// when the browser gives up for good after a non-200 answer (a proxy's 502, say).
 
-class SourceStream {
-  #name;
-  #tail;
+class EventStream {
+  #state;
   #handlers;
   #eventSource = null;
   #lastId = null;
@@ -298,19 +671,14 @@ class SourceStream {
   #running = false;
   #onlineListener = () => this.#onOnline();
 
-  /**
-   * @param {string} name  the source's name
-   * @param {string} tail  how many existing lines to ask for first
-   * @param {{onLine, onMarker, onState, stillExists}} handlers
-   */
-  constructor(name, tail, handlers) {
-    this.#name = name;
-    this.#tail = tail;
+  /** @param {{onEvent, onState, stillExists}} handlers */
+  constructor(state, handlers) {
+    this.#state = state;
     this.#handlers = handlers;
   }
 
-  get name() { return this.#name; }
   get running() { return this.#running; }
+  get lastId() { return this.#lastId; }
 
   start() {
     if (this.#running) return;
@@ -329,14 +697,13 @@ class SourceStream {
 
   #open(state) {
     this.#handlers.onState(state, "");
-    const params = { tail: this.#tail };
-    if (this.#lastId !== null) params.lastEventId = this.#lastId;
-    const eventSource = new EventSource(sourceURL(this.#name, params));
+    // Relative, so the page also works when hosted under a sub-path behind a proxy.
+    const eventSource = new EventSource(`events?${this.#state.eventsQuery(this.#lastId)}`);
     eventSource.onopen = () => this.#onOpen(eventSource);
     eventSource.onerror = () => this.#onError(eventSource);
-    eventSource.onmessage = (event) => this.#onLine(event);
+    eventSource.onmessage = (event) => this.#onEvent("line", event);
     for (const kind of CONFIG.markerKinds) {
-      eventSource.addEventListener(kind, (event) => this.#onMarker(kind, event));
+      eventSource.addEventListener(kind, (event) => this.#onEvent(kind, event));
     }
     this.#eventSource = eventSource;
   }
@@ -376,8 +743,9 @@ class SourceStream {
     this.#retryTimer = 0;
     if (!this.#running) return;
     // A source the server no longer offers would answer 404 forever: stop instead.
-    if ((await this.#handlers.stillExists(this.#name)) === false) {
-      this.stop("the server no longer offers this source");
+    const missing = await this.#handlers.stillExists(this.#state.sources);
+    if (missing && missing.length) {
+      this.stop(`the server no longer offers ${missing.join(", ")}`);
       return;
     }
     if (this.#running && !this.#eventSource) this.#open("reconnecting");
@@ -395,33 +763,17 @@ class SourceStream {
     this.#retry();
   }
 
-  #remember(event) {
+  #onEvent(kind, event) {
+    if (event.target !== this.#eventSource) return;
     if (event.lastEventId) this.#lastId = event.lastEventId;
-  }
-
-  #parse(event) {
+    let data;
     try {
-      const data = JSON.parse(event.data);
-      return data && typeof data === "object" ? data : null;
+      data = JSON.parse(event.data);
     } catch {
-      return null;
+      data = null;
     }
-  }
-
-  #onLine(event) {
-    if (event.target !== this.#eventSource) return;
-    this.#remember(event);
-    const data = this.#parse(event);
-    if (data && typeof data.text === "string") this.#handlers.onLine(data.text, data.continues === true);
-    else this.#handlers.onLine(String(event.data), false);
-  }
-
-  #onMarker(kind, event) {
-    if (event.target !== this.#eventSource) return;
-    this.#remember(event);
-    const data = this.#parse(event) ?? {};
-    const message = kind === "reset" ? data.reason : data.text;
-    this.#handlers.onMarker(kind, typeof message === "string" ? message : "");
+    if (!data || typeof data !== "object") data = { text: String(event.data) };
+    this.#handlers.onEvent(kind, data);
   }
 }
 
@@ -439,39 +791,52 @@ class StatusView {
     this.#detail = detail;
   }
 
+  get state() { return this.#root.dataset.state; }
+
   show(state, detail = "") {
-    const label = STATUS_LABELS[state] ?? state;
     if (this.#root.dataset.state === state && this.#detail.textContent === detail) return;
     this.#root.dataset.state = state;
-    this.#text.textContent = label;
+    this.#text.textContent = STATUS_LABELS[state] ?? state;
     this.#detail.textContent = detail;
     this.#root.title = detail;
   }
 }
 
 // ---------------------------------------------------------------------------------------------
-// SourcePicker: the <select> in the bar and the list shown while no source is open.
+// SourcePicker: the source checkboxes (and journal filters) in the bar's menu, and the list shown
+// while no source is chosen.
 
 class SourcePicker {
-  #select;
-  #detail;
+  #list;
+  #summary;
+  #journal;
   #empty;
   #emptyTitle;
   #emptyText;
   #emptyList;
   #sources = [];
+  #onChange;
 
-  constructor({ select, detail, empty, emptyTitle, emptyText, emptyList }, onChoose) {
-    this.#select = select;
-    this.#detail = detail;
+  constructor({ list, summary, journal, empty, emptyTitle, emptyText, emptyList }, onChange) {
+    this.#list = list;
+    this.#summary = summary;
+    this.#journal = journal;
     this.#empty = empty;
     this.#emptyTitle = emptyTitle;
     this.#emptyText = emptyText;
     this.#emptyList = emptyList;
-    select.addEventListener("change", () => { if (select.value) onChoose(select.value); });
-    this.#emptyList.addEventListener("click", (event) => {
-      const button = event.target.closest("button[data-source]");
-      if (button) onChoose(button.dataset.source);
+    this.#onChange = onChange;
+    list.addEventListener("change", () => {
+      const chosen = [...list.querySelectorAll("input[type=checkbox]:checked")].map((box) => box.value);
+      onChange({ sources: chosen });
+    });
+    journal.addEventListener("change", (event) => {
+      const input = event.target.closest("[data-source][data-key]");
+      if (input) onChange({ param: [input.dataset.source, input.dataset.key, input.value.trim()] });
+    });
+    emptyList.addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-sources]");
+      if (button) onChange({ sources: JSON.parse(button.dataset.sources) });
     });
   }
 
@@ -483,24 +848,27 @@ class SourcePicker {
 
   setSources(sources) {
     this.#sources = sources;
-    const options = [element("option", "", sources.length ? "Choose a source…" : "No sources")];
-    options[0].value = "";
-    for (const source of sources) {
-      const option = element("option", "", source.name);
-      option.value = source.name;
-      options.push(option);
-    }
-    this.#select.replaceChildren(...options);
-    this.#select.disabled = sources.length === 0;
-    this.#emptyList.replaceChildren(...sources.map((s) => this.#sourceButton(s)));
+    const legend = this.#list.querySelector("legend");
+    this.#list.replaceChildren(legend, ...sources.map((source) => {
+      const label = element("label", "source-option");
+      const box = element("input");
+      box.type = "checkbox";
+      box.value = source.name;
+      label.append(box, element("span", "source-option-name", source.name),
+        element("span", "source-option-detail", describeSource(source)));
+      return label;
+    }));
+    const buttons = sources.map((s) => this.#sourceButton(s.name, describeSource(s), [s.name]));
+    if (sources.length > 1) buttons.push(this.#sourceButton("All sources", `${sources.length} on one stream`, sources.map((s) => s.name)));
+    this.#emptyList.replaceChildren(...buttons);
   }
 
-  /** Shows `name` as the chosen source (or none), with its kind and path beside the picker. */
-  showChosen(name) {
-    this.#select.value = name && this.find(name) ? name : "";
-    const source = name ? this.find(name) : null;
-    this.#detail.textContent = source ? describeSource(source) : "";
-    this.#detail.title = source?.path ?? "";
+  /** Reflects the view's state: checked sources, the summary, the journal filter controls. */
+  show(state) {
+    for (const box of this.#list.querySelectorAll("input[type=checkbox]")) box.checked = state.sources.includes(box.value);
+    this.#summary.textContent = state.sources.length ? state.sources.join(", ") : "none";
+    const journals = state.sources.filter((name) => this.find(name)?.kind === "journal");
+    this.#journal.replaceChildren(...journals.map((name) => this.#journalFields(name, state.params.get(name) ?? new Map())));
   }
 
   showEmpty(title, text) {
@@ -514,14 +882,44 @@ class SourcePicker {
     this.#empty.hidden = true;
   }
 
-  #sourceButton(source) {
+  #journalFields(name, values) {
+    const set = element("fieldset", "journal-set");
+    set.append(element("legend", "", `${name}: server-side filters`));
+    const field = (key, label, control) => {
+      control.dataset.source = name;
+      control.dataset.key = key;
+      control.id = `jf-${name}-${key}`;
+      const wrap = element("label", "journal-field");
+      wrap.htmlFor = control.id;
+      wrap.append(element("span", "journal-field-label", label), control);
+      set.append(wrap);
+    };
+    const unit = element("input", "journal-input");
+    unit.placeholder = "e.g. ssh.service";
+    unit.value = values.get("unit") ?? "";
+    field("unit", "Unit", unit);
+    const priority = element("select", "journal-input");
+    const any = element("option", "", "any");
+    any.value = "";
+    priority.append(any, ...PRIORITY_NAMES.map((p, i) => {
+      const option = element("option", `prio-option-${i}`, `${i} ${p}${i < 7 ? " and above" : ""}`);
+      option.value = p;
+      return option;
+    }));
+    priority.value = values.get("priority") ?? "";
+    field("priority", "Priority", priority);
+    const identifier = element("input", "journal-input");
+    identifier.placeholder = "e.g. sshd";
+    identifier.value = values.get("identifier") ?? "";
+    field("identifier", "Identifier", identifier);
+    return set;
+  }
+
+  #sourceButton(title, detail, names) {
     const button = element("button", "source-choice");
     button.type = "button";
-    button.dataset.source = source.name;
-    button.append(
-      element("span", "source-choice-name", source.name),
-      element("span", "source-choice-detail", describeSource(source)),
-    );
+    button.dataset.sources = JSON.stringify(names);
+    button.append(element("span", "source-choice-name", title), element("span", "source-choice-detail", detail));
     const item = element("li");
     item.append(button);
     return item;
@@ -530,7 +928,7 @@ class SourcePicker {
 
 function describeSource(source) {
   const kind = source.kind === "journal" ? "journal" : "file";
-  const where = typeof source.path === "string" ? ` · ${source.path}` : "";
+  const where = typeof source.path === "string" ? ` · ${source.path}` : typeof source.directory === "string" ? ` · ${source.directory}` : "";
   const waiting = source.following === false ? " · not followed yet" : "";
   return `${kind}${where}${waiting}`;
 }
@@ -539,13 +937,19 @@ function describeSource(source) {
 // Viewer: ties the pieces together.
 
 class Viewer {
+  #state = ViewState.fromLocation();
   #log;
   #status;
   #picker;
-  #toggleButton;
+  #pauseButton;
   #clearButton;
+  #filterInput;
+  #capInput;
+  #menu;
   #stream = null;
+  #streamKey = null;
   #listAttempt = 0;
+  #filterTimer = 0;
 
   constructor() {
     this.#log = new LogView({
@@ -553,21 +957,41 @@ class Viewer {
       jumpButton: byId("jump-button"),
       countLabel: byId("line-count"),
       noteLabel: byId("foot-note"),
-    });
+      filterCount: byId("filter-count"),
+    }, this.#state.maxLines);
     this.#status = new StatusView({ root: byId("status"), text: byId("status-text"), detail: byId("status-detail") });
     this.#picker = new SourcePicker({
-      select: byId("source-select"),
-      detail: byId("source-detail"),
+      list: byId("source-list"),
+      summary: byId("sources-summary"),
+      journal: byId("journal-filters"),
       empty: byId("empty"),
       emptyTitle: byId("empty-title"),
       emptyText: byId("empty-text"),
       emptyList: byId("empty-list"),
-    }, (name) => UrlState.setSource(name));
-    this.#toggleButton = byId("toggle-button");
-    this.#toggleButton.addEventListener("click", () => this.#toggle());
+    }, (change) => this.#onPickerChange(change));
+    this.#menu = byId("sources-menu");
+    this.#pauseButton = byId("pause-button");
+    this.#pauseButton.addEventListener("click", () => this.#togglePause());
     this.#clearButton = byId("clear-button");
     this.#clearButton.addEventListener("click", () => this.#log.clear());
-    window.addEventListener("hashchange", () => this.#openFromLocation());
+    this.#filterInput = byId("filter-input");
+    this.#filterInput.value = this.#state.filter;
+    this.#filterInput.addEventListener("input", () => this.#onFilterInput());
+    this.#capInput = byId("cap-input");
+    this.#capInput.value = String(this.#state.maxLines);
+    this.#capInput.addEventListener("change", () => this.#onCapChange());
+    this.#applyFilter();
+    window.addEventListener("hashchange", () => this.#onHashChange());
+    document.addEventListener("keydown", (event) => this.#onKey(event));
+    const viewer = this;
+    window.tailsse = Object.freeze({
+      snapshot: () => this.#log.snapshot(),
+      get rowCount() { return viewer.#log.rowCount; },
+      get paused() { return viewer.#log.paused; },
+      get following() { return viewer.#log.following; },
+      get status() { return viewer.#status.state; },
+      get lastEventId() { return viewer.#stream?.lastId ?? null; },
+    });
   }
 
   async start() {
@@ -582,88 +1006,154 @@ class Viewer {
       setTimeout(() => this.start(), delay);
       return;
     }
-    this.#openFromLocation();
+    this.#openView();
   }
 
-  #openFromLocation() {
+  #openView() {
     const sources = this.#picker.sources;
-    let name = UrlState.source();
-    if (!name && sources.length === 1) {
-      name = sources[0].name;
-      UrlState.setSource(name, { replace: true });
+    const state = this.#state;
+    if (state.sources.length === 0 && sources.length === 1) {
+      state.sources = [sources[0].name];
     }
-    if (!name) {
+    state.save();
+    this.#picker.show(state);
+    if (state.sources.length === 0) {
       this.#close();
-      this.#picker.showChosen(null);
       this.#status.show("idle", sources.length ? "no source chosen" : "no sources configured");
       this.#picker.showEmpty(
         sources.length ? "Choose a source" : "No sources",
-        sources.length ? "Pick a log to follow." : "This tailsse serves no sources.",
+        sources.length ? "Pick a log to follow, or all of them on one stream." : "This tailsse serves no sources.",
       );
       return;
     }
-    if (!this.#picker.find(name)) {
+    const unknown = state.sources.filter((name) => !this.#picker.find(name));
+    if (unknown.length) {
       this.#close();
-      this.#picker.showChosen(null);
       this.#status.show("stopped", "unknown source");
-      this.#picker.showEmpty("Unknown source", `The server offers no source named “${name}”.`);
+      this.#picker.showEmpty("Unknown source", `The server offers no source named “${unknown.join("”, “")}”.`);
       return;
     }
-    this.#open(name);
-  }
-
-  #open(name) {
-    if (this.#stream?.name === name) return;
-    this.#close();
-    this.#picker.showChosen(name);
     this.#picker.hideEmpty();
+    const key = state.streamKey();
+    if (this.#stream && key === this.#streamKey) return;
+    this.#close();
     this.#log.clear();
-    document.title = `${name} · tailsse`;
-    this.#stream = new SourceStream(name, UrlState.tail(), {
-      onLine: (text, continues) => this.#log.appendLine(text, continues),
-      onMarker: (kind, message) => this.#log.appendMarker(kind, message),
-      onState: (state, detail) => this.#onState(state, detail),
-      stillExists: (sourceName) => this.#stillExists(sourceName),
+    this.#log.setSources(state.sources);
+    document.title = `${state.sources.join(", ")} · tailsse`;
+    this.#streamKey = key;
+    this.#stream = new EventStream(state, {
+      onEvent: (kind, data) => this.#log.push(kind, data),
+      onState: (status, detail) => this.#onState(status, detail),
+      stillExists: (names) => this.#missingSources(names),
     });
     this.#stream.start();
+    this.#pauseButton.disabled = false;
+    this.#clearButton.disabled = false;
   }
 
   #close() {
     if (!this.#stream) return;
     const stream = this.#stream;
     this.#stream = null;
+    this.#streamKey = null;
     stream.stop();
     document.title = "tailsse";
-    this.#toggleButton.disabled = true;
+    this.#pauseButton.disabled = true;
     this.#clearButton.disabled = true;
   }
 
-  #toggle() {
-    const stream = this.#stream;
-    if (!stream) return;
-    if (stream.running) {
-      stream.stop("paused; Resume picks up where it left off");
-    } else {
-      stream.start();
+  #onPickerChange(change) {
+    if (change.sources) {
+      const order = this.#picker.sources.map((s) => s.name);
+      this.#state.sources = change.sources.slice().sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    }
+    if (change.param) this.#state.setParam(...change.param);
+    this.#openView();
+  }
+
+  #onHashChange() {
+    const previous = this.#state;
+    this.#state = ViewState.fromLocation();
+    if (this.#state.toHash() === previous.toHash()) return;
+    this.#filterInput.value = this.#state.filter;
+    this.#capInput.value = String(this.#state.maxLines);
+    this.#log.setMaxLines(this.#state.maxLines);
+    this.#applyFilter();
+    this.#openView();
+  }
+
+  #onFilterInput() {
+    clearTimeout(this.#filterTimer);
+    this.#filterTimer = setTimeout(() => {
+      this.#state.filter = this.#filterInput.value;
+      this.#state.save();
+      this.#applyFilter();
+    }, 120);
+  }
+
+  #applyFilter() {
+    const filter = new Filter(this.#state.filter);
+    this.#filterInput.classList.toggle("invalid", Boolean(filter.error));
+    this.#filterInput.title = filter.error;
+    this.#log.setFilter(filter);
+  }
+
+  #onCapChange() {
+    const n = Number(this.#capInput.value);
+    if (!Number.isInteger(n)) return;
+    this.#state.maxLines = Math.max(CONFIG.minMaxLines, Math.min(CONFIG.maxMaxLines, n));
+    this.#capInput.value = String(this.#state.maxLines);
+    this.#state.save();
+    this.#log.setMaxLines(this.#state.maxLines);
+  }
+
+  #togglePause() {
+    if (this.#log.paused) this.#log.resume(); else this.#log.pause();
+    const paused = this.#log.paused;
+    this.#pauseButton.textContent = paused ? "Resume" : "Pause";
+    this.#pauseButton.setAttribute("aria-pressed", String(paused));
+    document.body.classList.toggle("is-paused", paused);
+  }
+
+  #onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement
+      || event.target instanceof HTMLTextAreaElement;
+    if (event.key === "Escape") {
+      if (event.target === this.#filterInput) {
+        this.#filterInput.value = "";
+        this.#onFilterInput();
+        this.#filterInput.blur();
+      } else if (this.#menu.open) {
+        this.#menu.open = false;
+      }
+      return;
+    }
+    if (typing) return;
+    if (event.key === "/") {
+      event.preventDefault();
+      this.#filterInput.focus();
+      this.#filterInput.select();
+    } else if (event.key === "p" || event.key === "P") {
+      if (!this.#pauseButton.disabled) this.#togglePause();
+    } else if (event.key === "End") {
+      event.preventDefault();
+      this.#log.jumpToLive();
     }
   }
 
-  #onState(state, detail) {
-    if (!this.#stream) return;
-    this.#status.show(state, detail);
-    const running = state !== "stopped";
-    this.#toggleButton.disabled = false;
-    this.#clearButton.disabled = false;
-    this.#toggleButton.textContent = running ? "Stop" : "Resume";
+  #onState(status, detail) {
+    if (!this.#stream && status !== "stopped") return;
+    this.#status.show(status, detail);
   }
 
-  /** true / false when the server answered, undefined when it could not be asked. */
-  async #stillExists(name) {
+  /** The names the server no longer offers; undefined when it could not be asked. */
+  async #missingSources(names) {
     try {
       const sources = await fetchSources();
       this.#picker.setSources(sources);
-      this.#picker.showChosen(this.#stream?.name ?? null);
-      return sources.some((s) => s.name === name);
+      this.#picker.show(this.#state);
+      return names.filter((name) => !sources.some((s) => s.name === name));
     } catch {
       return undefined;
     }

@@ -54,17 +54,36 @@ extension Substring {
 /// `end`), where `reset` and `end` carry a `"reason"` instead of a `"text"`.
 /// NDJSON writes the same objects, one per line, with their `"id"` (and `"event"` for markers).
 /// Plain text writes lines as they are and skips markers.
+///
+/// A *framed* encoder (``framed(format:source:)``) writes the same bytes, each event wrapped in a
+/// small header saying where its id is, so that a ``MultiplexEncoder`` can rewrite the id of every
+/// event in the order it sends them.
 public struct EventEncoder: Sendable {
     public let format: StreamFormat
+    /// `true` when events are wrapped in frames for a ``MultiplexEncoder``.
+    public let isFramed: Bool
     private let sourceField: [UInt8]
     private let utcOffset: @Sendable (_ secondsSinceEpoch: Int64) -> Int
 
     /// - Parameter utcOffset: the local time zone's offset from UTC at a time, in seconds, for
     ///   journal timestamps in plain text (JSON times are always UTC).
     public init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }) {
+        self.init(format: format, source: source, utcOffset: utcOffset, framed: false)
+    }
+
+    private init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool) {
         self.format = format
+        self.isFramed = framed
         self.sourceField = Array("\"source\":".utf8) + JSONText.quoted(source)
         self.utcOffset = utcOffset
+    }
+
+    /// An encoder for one source of a multiplexed stream: its output is read by a
+    /// ``MultiplexEncoder``, never sent as it is.
+    public static func framed(
+        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }
+    ) -> EventEncoder {
+        EventEncoder(format: format, source: source, utcOffset: utcOffset, framed: true)
     }
 
     /// The bytes that open a stream: the reconnection hint for SSE, nothing otherwise.
@@ -96,35 +115,58 @@ public struct EventEncoder: Sendable {
         kind: StreamEvent.Kind, id: (some EventIDText)?, text: UnsafeRawBufferPointer, continues: Bool,
         into buffer: inout ByteBuffer
     ) {
+        if isFramed {
+            EventFrame.write(kind: kind, continues: continues, id: id, into: &buffer) { buffer in
+                encodeWire(kind: kind, id: id, text: text, continues: continues, into: &buffer)
+            }
+        } else {
+            encodeWire(kind: kind, id: id, text: text, continues: continues, into: &buffer)
+        }
+    }
+
+    /// Writes one event as sent; returns where its id was written, if it was.
+    @discardableResult
+    private func encodeWire(
+        kind: StreamEvent.Kind, id: (some EventIDText)?, text: UnsafeRawBufferPointer, continues: Bool,
+        into buffer: inout ByteBuffer
+    ) -> Range<Int>? {
+        var idRange: Range<Int>?
         switch format {
         case .eventStream:
             if kind != .line { buffer.writeString("event: \(kind.rawValue)\n") }
             if let id {
                 buffer.writeStaticString("id: ")
+                let start = buffer.writerIndex
                 id.write(to: &buffer)
+                idRange = start..<buffer.writerIndex
                 buffer.writeInteger(UInt8(ascii: "\n"))
             }
             buffer.writeStaticString("data: ")
             writeObject(kind: kind, id: Optional<String>.none, namingMarker: false, text: text, continues: continues, into: &buffer)
             buffer.writeStaticString("\n\n")
         case .ndjson:
-            writeObject(kind: kind, id: id, namingMarker: true, text: text, continues: continues, into: &buffer)
+            idRange = writeObject(kind: kind, id: id, namingMarker: true, text: text, continues: continues, into: &buffer)
             buffer.writeInteger(UInt8(ascii: "\n"))
         case .plainText:
-            guard kind == .line else { return }
+            guard kind == .line else { return nil }
             JSONText.writeRepaired(text, to: &buffer)
             if !continues { buffer.writeInteger(UInt8(ascii: "\n")) }
         }
+        return idRange
     }
 
+    @discardableResult
     private func writeObject(
         kind: StreamEvent.Kind, id: (some EventIDText)?, namingMarker: Bool, text: UnsafeRawBufferPointer, continues: Bool,
         into buffer: inout ByteBuffer
-    ) {
+    ) -> Range<Int>? {
+        var idRange: Range<Int>?
         buffer.writeInteger(UInt8(ascii: "{"))
         if let id {
             buffer.writeStaticString("\"id\":\"")
+            let start = buffer.writerIndex
             id.writeJSONEscaped(to: &buffer)
+            idRange = start..<buffer.writerIndex
             buffer.writeStaticString("\",")
         }
         if namingMarker, kind != .line {
@@ -136,6 +178,7 @@ public struct EventEncoder: Sendable {
         buffer.writeInteger(UInt8(ascii: "\""))
         if continues { buffer.writeStaticString(",\"continues\":true") }
         buffer.writeInteger(UInt8(ascii: "}"))
+        return idRange
     }
 }
 
@@ -143,26 +186,47 @@ extension EventEncoder {
     /// Encodes a journal entry: its cursor is the id; JSON carries `time`, `priority`, `unit`,
     /// `identifier`, `pid` and `host` where present; plain text is `journalctl -o short-iso`.
     public func encodeEntry(_ entry: JournalEntry, into buffer: inout ByteBuffer) {
-        switch format {
-        case .eventStream:
-            buffer.writeStaticString("id: ")
-            buffer.writeString(entry.cursor)
-            buffer.writeStaticString("\ndata: ")
-            writeEntryObject(entry, withID: false, into: &buffer)
-            buffer.writeStaticString("\n\n")
-        case .ndjson:
-            writeEntryObject(entry, withID: true, into: &buffer)
-            buffer.writeInteger(UInt8(ascii: "\n"))
-        case .plainText:
-            writeShortISO(entry, into: &buffer)
+        if isFramed {
+            EventFrame.write(kind: .line, continues: false, id: entry.cursor, into: &buffer) { buffer in
+                encodeEntryWire(entry, into: &buffer)
+            }
+        } else {
+            encodeEntryWire(entry, into: &buffer)
         }
     }
 
-    private func writeEntryObject(_ entry: JournalEntry, withID: Bool, into buffer: inout ByteBuffer) {
+    /// Writes the entry as sent; returns where its id (the cursor) was written, if it was.
+    @discardableResult
+    private func encodeEntryWire(_ entry: JournalEntry, into buffer: inout ByteBuffer) -> Range<Int>? {
+        switch format {
+        case .eventStream:
+            buffer.writeStaticString("id: ")
+            let start = buffer.writerIndex
+            buffer.writeString(entry.cursor)
+            let idRange = start..<buffer.writerIndex
+            buffer.writeStaticString("\ndata: ")
+            writeEntryObject(entry, withID: false, into: &buffer)
+            buffer.writeStaticString("\n\n")
+            return idRange
+        case .ndjson:
+            let idRange = writeEntryObject(entry, withID: true, into: &buffer)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+            return idRange
+        case .plainText:
+            writeShortISO(entry, into: &buffer)
+            return nil
+        }
+    }
+
+    @discardableResult
+    private func writeEntryObject(_ entry: JournalEntry, withID: Bool, into buffer: inout ByteBuffer) -> Range<Int>? {
+        var idRange: Range<Int>?
         buffer.writeInteger(UInt8(ascii: "{"))
         if withID {
             buffer.writeStaticString("\"id\":\"")
+            let start = buffer.writerIndex
             entry.cursor.writeJSONEscaped(to: &buffer)
+            idRange = start..<buffer.writerIndex
             buffer.writeStaticString("\",")
         }
         buffer.writeBytes(sourceField)
@@ -187,6 +251,7 @@ extension EventEncoder {
         }
         Self.writeMember("host", entry.host, into: &buffer)
         buffer.writeInteger(UInt8(ascii: "}"))
+        return idRange
     }
 
     private static func writeMember(_ name: StaticString, _ value: ArraySlice<UInt8>?, into buffer: inout ByteBuffer) {

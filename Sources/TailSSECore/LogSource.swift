@@ -48,6 +48,14 @@ public protocol EventStream: AnyObject, Sendable {
     func next(into buffer: inout ByteBuffer) async throws -> StreamStep
     /// Makes a pending or future ``next(into:)`` return ``StreamStep/finished``; callable from any task.
     func stop()
+    /// The id of the stream's current position (what a client that received everything so far
+    /// would resume from), or `nil` when the source cannot tell. A multiplexed stream puts it in
+    /// its first composite id, so a source that sent nothing yet still resumes exactly.
+    func currentID() async -> String?
+}
+
+extension EventStream {
+    public func currentID() async -> String? { nil }
 }
 
 /// A configured log source: a file or the journal.

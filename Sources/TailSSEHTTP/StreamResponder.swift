@@ -19,6 +19,16 @@ struct StreamResponder: Sendable {
     }
 
     func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody) -> Response {
+        response(label: source.name, format: format, body: body) {
+            await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset))
+        }
+    }
+
+    /// A streaming response of the stream `open` makes (when the response starts).
+    func response(
+        label: String, format: StreamFormat, body: RequestBody,
+        open: @escaping @Sendable () async -> any EventStream
+    ) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = format.contentType
         headers[.cacheControl] = "no-cache"
@@ -28,8 +38,8 @@ struct StreamResponder: Sendable {
         let connections = self.connections
         let logger = self.logger
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
-            let stream = await source.openStream(streamRequest, encoder: encoder)
+            let encoder = EventEncoder(format: format, source: label)
+            let stream = await open()
             let connection = ConnectionGuard(stream: stream)
             connections.register(connection)
             defer { connections.unregister(connection) }
@@ -52,7 +62,7 @@ struct StreamResponder: Sendable {
                     connection.kill(reason: "client went away")
                 }
             } catch let killed as Killed {
-                logger.debug("stream closed", metadata: ["source": .string(source.name), "reason": .string(killed.description)])
+                logger.debug("stream closed", metadata: ["source": .string(label), "reason": .string(killed.description)])
                 throw killed
             }
             writer = pumpWriter.writer

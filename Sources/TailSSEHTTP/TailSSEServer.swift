@@ -95,7 +95,7 @@ struct SourcesAPI: Sendable {
     let connections: ConnectionRegistry
     let assets: StaticAssets
 
-    private func source(named name: String) -> (any LogSource)? { registry.source(named: name) }
+    func source(named name: String) -> (any LogSource)? { registry.source(named: name) }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ -> Response in
@@ -110,6 +110,9 @@ struct SourcesAPI: Sendable {
         }
         router.get("/journal") { request, _ -> Response in
             try stream(request, name: "journal")
+        }
+        router.get("/events") { request, _ -> Response in
+            events(request)
         }
         router.get("/metrics") { _, _ -> Response in
             Self.text(metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
@@ -127,28 +130,16 @@ struct SourcesAPI: Sendable {
             return Self.error("unknown source '\(name.prefix(64))'", status: .notFound)
         }
         let query = request.uri.queryParameters
-        var streamRequest = StreamRequest()
-        if let tail = query["tail"] {
-            guard let parsed = TailStart(parameter: String(tail)) else {
-                return Self.error("tail must be a non-negative number of lines or 'all'", status: .badRequest)
-            }
-            streamRequest.tail = parsed
+        let parameters = query.filter { $0.key != "lastEventId" }.map { (key: String($0.key), value: String($0.value)) }
+        var streamRequest: StreamRequest
+        switch Self.streamRequest(for: source, parameters: parameters, ignoringOthers: true) {
+        case .success(let made): streamRequest = made
+        case .failure(let problem): return Self.error(problem.message, status: .badRequest)
         }
         streamRequest.resumeID = request.headers[.lastEventID] ?? query["lastEventId"].map(String.init)
-        if source.kind == "journal" {
-            let parameters = query.filter { !Self.streamParameters.contains($0.key) }.map { (name: String($0.key), value: String($0.value)) }
-            do {
-                streamRequest.journalFilter = try JournalFilter(parameters: parameters, currentBoot: currentBootID)
-            } catch {
-                return Self.error(error.description, status: .badRequest)
-            }
-        }
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         return responder.response(source: source, streamRequest: streamRequest, format: format, body: request.body)
     }
-
-    /// Query parameters every stream takes; a journal stream reads the others as filters.
-    static let streamParameters: Set<Substring> = ["tail", "lastEventId"]
 
     private func listing() -> [UInt8] {
         let sources = registry.sources

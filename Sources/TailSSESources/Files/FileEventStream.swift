@@ -40,6 +40,11 @@ final class FileEventStream: EventStream {
         source.log.interrupt(token)
     }
 
+    func currentID() async -> String? {
+        let position = state.withLock { $0.position }
+        return await runBlocking { [source] in source.eventID(at: position) } ?? nil
+    }
+
     func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
         while true {
             let (position, sequence, pending, stopped) = state.withLock { state in

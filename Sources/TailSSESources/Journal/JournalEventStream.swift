@@ -38,6 +38,10 @@ final class JournalEventStream: EventStream {
         source.log.interrupt(token)
     }
 
+    func currentID() async -> String? {
+        state.withLock { $0.position.cursor }
+    }
+
     func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
         while true {
             let (position, sequence, pending, stopped) = state.withLock { state in

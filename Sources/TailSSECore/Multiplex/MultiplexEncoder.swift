@@ -1,0 +1,97 @@
+public import NIOCore
+
+/// Writes the events of several sources as one stream, giving every event the
+/// ``CompositeEventID`` of all the sources' positions just after it.
+///
+/// Each source's events come framed (``EventEncoder/framed(format:source:)``); the encoder keeps
+/// each source's latest id and rewrites the id of every event in the order the events are sent, so
+/// the id a client holds always names, for every source, exactly what it has received.
+/// In plain text, each line is prefixed with `[NAME] `.
+public struct MultiplexEncoder: Sendable {
+    public let format: StreamFormat
+    private let sources: [String]
+    /// Each source's latest id, escaped as it appears in the composite id.
+    private var parts: [[UInt8]?]
+    /// Plain text: the source whose last piece of a line is not finished yet.
+    private var openLine: Int?
+    private let prefixes: [[UInt8]]
+
+    /// - Parameters:
+    ///   - sources: the sources' names, in the order their ids appear in the composite id.
+    ///   - startIDs: each source's id of where its stream starts, when known.
+    public init(format: StreamFormat, sources: [String], startIDs: [String?]) {
+        self.format = format
+        self.sources = sources
+        self.parts = sources.indices.map { index in
+            guard index < startIDs.count, let id = startIDs[index] else { return nil }
+            var part: [UInt8] = []
+            CompositeEventID.appendEscaped(id.utf8, to: &part)
+            return part
+        }
+        self.prefixes = sources.map { Array("[\($0)] ".utf8) }
+    }
+
+    /// The composite id of the positions so far.
+    public var currentID: CompositeEventID {
+        var buffer = ByteBuffer()
+        writeID(to: &buffer)
+        return (try? CompositeEventID(parsing: String(buffer: buffer))) ?? CompositeEventID(parts: [])
+    }
+
+    /// The bytes that open a stream: the reconnection hint for SSE, nothing otherwise.
+    public func preamble(retryMilliseconds: Int, into buffer: inout ByteBuffer) {
+        EventEncoder(format: format, source: "").preamble(retryMilliseconds: retryMilliseconds, into: &buffer)
+    }
+
+    /// A keep-alive that fires nothing in clients.
+    public func heartbeat(into buffer: inout ByteBuffer) {
+        EventEncoder(format: format, source: "").heartbeat(into: &buffer)
+    }
+
+    /// Writes the framed events of the source at `index` to `output`, each with its composite id.
+    public mutating func write(frames: ByteBuffer, source index: Int, into output: inout ByteBuffer) {
+        output.reserveCapacity(minimumWritableBytes: frames.readableBytes + frames.readableBytes / 4)
+        EventFrame.forEach(in: frames) { frame in
+            if let id = frame.id {
+                var part = parts[index] ?? []
+                parts[index] = nil
+                part.removeAll(keepingCapacity: true)
+                CompositeEventID.appendEscaped(id, to: &part)
+                parts[index] = part
+            }
+            if format == .plainText {
+                writePlain(frame, source: index, into: &output)
+                return
+            }
+            guard let range = frame.idRange else {
+                output.writeBytes(frame.bytes)
+                return
+            }
+            output.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[..<range.lowerBound]))
+            writeID(to: &output)
+            output.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[range.upperBound...]))
+        }
+    }
+
+    private mutating func writePlain(_ frame: EventFrame, source index: Int, into output: inout ByteBuffer) {
+        guard frame.isLine, !frame.bytes.isEmpty || frame.continues else { return }
+        if let open = openLine, open != index {
+            output.writeInteger(UInt8(ascii: "\n"))
+            openLine = nil
+        }
+        if openLine == nil { output.writeBytes(prefixes[index]) }
+        output.writeBytes(frame.bytes)
+        openLine = frame.continues ? index : nil
+    }
+
+    private func writeID(to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("m1")
+        for index in sources.indices {
+            guard let part = parts[index] else { continue }
+            buffer.writeInteger(UInt8(ascii: ","))
+            buffer.writeString(sources[index])
+            buffer.writeInteger(UInt8(ascii: "="))
+            buffer.writeBytes(part)
+        }
+    }
+}

@@ -1,0 +1,197 @@
+public import NIOCore
+import Synchronization
+
+/// Several sources' streams as one: the stream of `GET /events`.
+///
+/// Each source's ``EventStream`` (opened with a framed ``EventEncoder``) is read by a task of its
+/// own that hands over one buffer of events at a time and waits while that buffer is still
+/// unsent, so at most two buffers a source are held. ``next(into:)`` takes what the sources have
+/// ready, one buffer per source in turn, and writes it with a ``MultiplexEncoder``, which gives
+/// each event the composite id of every source's position in the order the events are sent.
+public final class MultiplexedEventStream: EventStream {
+    private let streams: [any EventStream]
+    private let mailbox: Mailbox
+    private let encoder: Mutex<MultiplexEncoder>
+
+    /// - Parameters:
+    ///   - streams: one stream per source, in the order of `encoder`'s sources.
+    public init(streams: [any EventStream], encoder: MultiplexEncoder) {
+        self.streams = streams
+        self.encoder = Mutex(encoder)
+        let mailbox = Mailbox(count: streams.count)
+        self.mailbox = mailbox
+        for (index, stream) in streams.enumerated() {
+            Task { await Self.read(stream, index: index, into: mailbox) }
+        }
+    }
+
+    deinit {
+        stop()
+    }
+
+    public func stop() {
+        mailbox.stop()
+        for stream in streams { stream.stop() }
+    }
+
+    public func currentID() async -> String? {
+        encoder.withLock { $0.currentID.description }
+    }
+
+    public func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
+        switch await mailbox.take() {
+        case .finished:
+            return .finished
+        case .idle:
+            return .idle
+        case .buffers(let ready):
+            encoder.withLock { encoder in
+                for (index, frames) in ready { encoder.write(frames: frames, source: index, into: &buffer) }
+            }
+            return .events
+        }
+    }
+
+    private static func read(_ stream: any EventStream, index: Int, into mailbox: Mailbox) async {
+        while true {
+            var buffer = ByteBuffer()
+            let step = (try? await stream.next(into: &buffer)) ?? .finished
+            switch step {
+            case .events:
+                guard buffer.readableBytes > 0 else { continue }
+                guard await mailbox.put(buffer, from: index) else { return }
+            case .idle:
+                mailbox.idle()
+            case .finished:
+                mailbox.finish(index)
+                return
+            }
+        }
+    }
+}
+
+/// Where the sources' reading tasks leave their buffers for the stream's writer.
+private final class Mailbox: Sendable {
+    enum Taken {
+        case buffers([(Int, ByteBuffer)])
+        case idle
+        case finished
+    }
+
+    private struct Slot {
+        var ready: ByteBuffer?
+        var waiting: (buffer: ByteBuffer, producer: CheckedContinuation<Bool, Never>)?
+        var finished = false
+    }
+
+    private struct State {
+        var slots: [Slot]
+        var idle = false
+        var stopped = false
+        var consumer: CheckedContinuation<Void, Never>?
+        var first = 0
+
+        mutating func takeConsumer() -> CheckedContinuation<Void, Never>? {
+            defer { consumer = nil }
+            return consumer
+        }
+    }
+
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(slots: Array(repeating: Slot(), count: count)))
+    }
+
+    /// Hands over a buffer; returns once there is room for the next one (`false`: stop reading).
+    func put(_ buffer: ByteBuffer, from index: Int) async -> Bool {
+        await withCheckedContinuation { (producer: CheckedContinuation<Bool, Never>) in
+            let (answer, consumer): (Bool?, CheckedContinuation<Void, Never>?) = state.withLock { state in
+                if state.stopped { return (false, nil) }
+                if state.slots[index].ready == nil {
+                    state.slots[index].ready = buffer
+                    return (true, state.takeConsumer())
+                }
+                state.slots[index].waiting = (buffer, producer)
+                return (nil, nil)
+            }
+            consumer?.resume()
+            if let answer { producer.resume(returning: answer) }
+        }
+    }
+
+    func idle() {
+        state.withLock { state in
+            state.idle = true
+            return state.takeConsumer()
+        }?.resume()
+    }
+
+    func finish(_ index: Int) {
+        state.withLock { state in
+            state.slots[index].finished = true
+            return state.takeConsumer()
+        }?.resume()
+    }
+
+    func stop() {
+        let (consumer, producers) = state.withLock { state in
+            state.stopped = true
+            var producers: [CheckedContinuation<Bool, Never>] = []
+            for index in state.slots.indices {
+                if let waiting = state.slots[index].waiting { producers.append(waiting.producer) }
+                state.slots[index].waiting = nil
+            }
+            return (state.takeConsumer(), producers)
+        }
+        consumer?.resume()
+        for producer in producers { producer.resume(returning: false) }
+    }
+
+    /// Waits until a source has events, a source is idle (time passed), or all have finished.
+    func take() async -> Taken {
+        while true {
+            var producers: [CheckedContinuation<Bool, Never>] = []
+            let taken: Taken? = state.withLock { state in
+                if state.stopped { return .finished }
+                var ready: [(Int, ByteBuffer)] = []
+                let count = state.slots.count
+                for offset in 0..<count {
+                    let index = (state.first + offset) % count
+                    guard let buffer = state.slots[index].ready else { continue }
+                    ready.append((index, buffer))
+                    state.slots[index].ready = nil
+                    if let waiting = state.slots[index].waiting {
+                        state.slots[index].ready = waiting.buffer
+                        state.slots[index].waiting = nil
+                        producers.append(waiting.producer)
+                    }
+                }
+                if !ready.isEmpty {
+                    state.first = (state.first + 1) % max(count, 1)
+                    state.idle = false
+                    return .buffers(ready)
+                }
+                if state.slots.allSatisfy(\.finished) { return .finished }
+                if state.idle {
+                    state.idle = false
+                    return .idle
+                }
+                return nil
+            }
+            for producer in producers { producer.resume(returning: true) }
+            if let taken { return taken }
+            await withCheckedContinuation { (consumer: CheckedContinuation<Void, Never>) in
+                let wakeNow = state.withLock { state -> Bool in
+                    if state.stopped || state.idle || state.slots.contains(where: { $0.ready != nil })
+                        || state.slots.allSatisfy(\.finished) {
+                        return true
+                    }
+                    state.consumer = consumer
+                    return false
+                }
+                if wakeNow { consumer.resume() }
+            }
+        }
+    }
+}
