@@ -81,7 +81,7 @@ async function fetchSources() {
 // sequences (cursor movement, erase) are dropped; other control characters are shown in caret
 // notation. Nothing here produces markup: styles become class names or CSSOM properties.
 
-const ESCAPE_SEQUENCE = /\u001b\[([0-9;:]*)([@-~])|\u001b[@-Z\\-_]?/g;
+const ESCAPE_SEQUENCE = /\u001b\[([0-?]*)[ -\/]*([@-~])|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[@-Z\\-_]?/g;
 const CONTROL_SPLIT = /([\u0000-\u0008\u000B-\u001A\u001C-\u001F\u007F])/;
 const HAS_SPECIAL = /[\u0000-\u0008\u000B-\u001F\u007F]/;
 
@@ -592,7 +592,8 @@ class LogView {
 
   /** Shows or hides an entry by the filter and renders its highlights; true when shown. */
   #applyFilter(entry, fresh = false) {
-    const ranges = entry.kind === "line" || this.#filter.active ? this.#filter.test(entry.text) : [];
+    const visible = entry.segments.length === 1 ? entry.segments[0].text : entry.segments.map((s) => s.text).join("");
+    const ranges = this.#filter.test(visible);
     const hidden = ranges === null && entry.kind === "line";
     entry.row.hidden = hidden;
     const marks = ranges ?? [];
@@ -990,6 +991,7 @@ class Viewer {
       get paused() { return viewer.#log.paused; },
       get following() { return viewer.#log.following; },
       get status() { return viewer.#status.state; },
+      get queued() { return viewer.#log.queued; },
       get lastEventId() { return viewer.#stream?.lastId ?? null; },
     });
   }

@@ -142,10 +142,13 @@ class ReconnectingClient(threading.Thread):
     sends the id of the last event the parser fully dispatched.
     """
 
-    def __init__(self, get_port, source: str, seed: int, target: callable, deadline: float) -> None:
+    def __init__(self, get_port, source: str, seed: int, target: callable, deadline: float,
+                 path: str | None = None) -> None:
         super().__init__(daemon=True)
         self.get_port = get_port
         self.source = source
+        self.path = path or f"/sources/{source}?tail=0"   # a multiplexed stream: /events?...
+        self.by_source: dict[str, list[str]] = {}
         self.rng = random.Random(seed)
         self.target = target          # () -> number of lines to receive, or None while unknown
         self.deadline = deadline
@@ -158,7 +161,6 @@ class ReconnectingClient(threading.Thread):
         self.error: BaseException | None = None
         self.resets: list[str] = []
         self.stop = threading.Event()
-        self.path = f"/sources/{source}?tail=0"
 
     def _done(self) -> bool:
         t = self.target()
@@ -175,9 +177,8 @@ class ReconnectingClient(threading.Thread):
 
     def _one_connection(self) -> None:
         port = self.get_port()
-        path = self.path
         try:
-            s = SSEStream(port, path, last_event_id=self.last_id, timeout=10)
+            s = SSEStream(port, self.path, last_event_id=self.last_id, timeout=10)
         except (ConnectionRefusedError, ConnectionResetError, HTTPError, TimeoutError, socket.timeout, OSError):
             self.refused += 1
             time.sleep(0.05)  # the server is restarting: EventSource would wait `retry` ms
@@ -224,6 +225,7 @@ class ReconnectingClient(threading.Thread):
             obj = ev.json
             assert obj.get("continues") is None, "no line in this test is long enough to be split"
             self.received.append(obj["text"])
+            self.by_source.setdefault(obj["source"], []).append(obj["text"])
         else:
             self.markers[ev.type] = self.markers.get(ev.type, 0) + 1
             if ev.type == "reset":

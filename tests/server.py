@@ -126,6 +126,12 @@ class Server:
             raise AssertionError(f"tailsse did not exit within {timeout}s of signal {sig}\n{self.log_tail()}")
         return rc
 
+    def pin_port(self) -> None:
+        """Makes later starts listen on the port this run got, as a restarted service would."""
+        assert self.port is not None
+        index = self.args.index("--listen")
+        self.args[index + 1] = f"127.0.0.1:{self.port}"
+
     def restart(self, timeout: float = 60.0) -> "Server":
         rc = self.stop()
         assert rc == 0, f"tailsse exited with {rc} on SIGTERM\n{self.log_tail()}"

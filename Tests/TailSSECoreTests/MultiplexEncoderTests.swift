@@ -1,0 +1,104 @@
+import NIOCore
+import OpenAPIRuntime
+import TailSSECore
+import Testing
+
+@Suite("Multiplexing framed events with composite ids")
+struct MultiplexEncoderTests {
+    private func framed(_ format: StreamFormat, _ source: String, _ events: [StreamEvent]) -> ByteBuffer {
+        let encoder = EventEncoder.framed(format: format, source: source)
+        var buffer = ByteBuffer()
+        for event in events { encoder.encode(event, into: &buffer) }
+        return buffer
+    }
+
+    private func plain(_ format: StreamFormat, _ source: String, _ events: [StreamEvent]) -> [UInt8] {
+        let encoder = EventEncoder(format: format, source: source)
+        var buffer = ByteBuffer()
+        for event in events { encoder.encode(event, into: &buffer) }
+        return Array(buffer.readableBytesView)
+    }
+
+    @Test("a frame holds exactly the bytes the unframed encoder writes, and where its id is", arguments: StreamFormat.allCases)
+    func framesHoldTheWireBytes(format: StreamFormat) {
+        var rng = SplitMix64(seed: 0xF4A3E + UInt64(format.hashValue & 0xFF))
+        for _ in 0..<200 {
+            let event = randomStreamEvent(using: &rng)
+            var frames: [(bytes: [UInt8], id: String?, range: Range<Int>?)] = []
+            EventFrame.forEach(in: framed(format, "src", [event])) { frame in
+                frames.append((Array(frame.bytes), frame.id.map { String(decoding: $0, as: UTF8.self) }, frame.idRange))
+            }
+            #expect(frames.count == 1)
+            guard let frame = frames.first else { continue }
+            #expect(frame.bytes == plain(format, "src", [event]))
+            #expect(frame.id == event.id)
+            if let range = frame.range, let id = event.id {
+                #expect(Array(frame.bytes[range]) == Array(id.utf8) || format == .ndjson)
+            } else {
+                #expect(format == .plainText || event.id == nil)
+            }
+        }
+    }
+
+    @Test("every SSE event gets the composite id of all sources' positions after it, in the order sent")
+    func sseCompositeIDs() async throws {
+        var multiplexer = MultiplexEncoder(format: .eventStream, sources: ["a", "b", "c"], startIDs: ["f1.1.1.0.0", nil, "c-start"])
+        var output = ByteBuffer()
+        multiplexer.write(frames: framed(.eventStream, "b", [.line(Array("b1".utf8), id: "f1.2.2.3.aa")]), source: 1, into: &output)
+        multiplexer.write(frames: framed(.eventStream, "a", [
+            .line(Array("a1".utf8), id: "f1.1.1.3.bb"),
+            .marker(.rotated, id: "f1.1.9.0.0", message: "new file"),
+            .line(Array("a2".utf8), id: "f1.1.9.3.cc"),
+        ]), source: 0, into: &output)
+        multiplexer.write(frames: framed(.eventStream, "b", [.marker(.reset, id: "weird,id%", message: "why")]), source: 1, into: &output)
+        let bytes = Array(output.readableBytesView)
+        let events = try await decodeSSE(bytes, chunks: [0..<bytes.count])
+        #expect(events.map(\.id) == [
+            "m1,a=f1.1.1.0.0,b=f1.2.2.3.aa,c=c-start",
+            "m1,a=f1.1.1.3.bb,b=f1.2.2.3.aa,c=c-start",
+            "m1,a=f1.1.9.0.0,b=f1.2.2.3.aa,c=c-start",
+            "m1,a=f1.1.9.3.cc,b=f1.2.2.3.aa,c=c-start",
+            "m1,a=f1.1.9.3.cc,b=weird%2Cid%25,c=c-start",
+        ])
+        #expect(events.map(\.event) == [nil, nil, "rotated", nil, "reset"])
+        #expect(events.map(\.data) == [
+            #"{"source":"b","text":"b1"}"#, #"{"source":"a","text":"a1"}"#, #"{"source":"a","text":"new file"}"#,
+            #"{"source":"a","text":"a2"}"#, #"{"source":"b","reason":"why"}"#,
+        ])
+        #expect(multiplexer.currentID.description == "m1,a=f1.1.9.3.cc,b=weird%2Cid%25,c=c-start")
+        #expect(try CompositeEventID(parsing: events[4].id ?? "")["b"] == "weird,id%")
+    }
+
+    @Test("an event without an id keeps the last composite id (SSE ids are sticky)")
+    func eventWithoutID() async throws {
+        var multiplexer = MultiplexEncoder(format: .eventStream, sources: ["a"], startIDs: [nil])
+        var output = ByteBuffer()
+        multiplexer.write(frames: framed(.eventStream, "a", [.line(Array("x".utf8), id: "1"), .marker(.rotated, id: nil, message: "m")]), source: 0, into: &output)
+        let bytes = Array(output.readableBytesView)
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text == "id: m1,a=1\ndata: {\"source\":\"a\",\"text\":\"x\"}\n\nevent: rotated\ndata: {\"source\":\"a\",\"text\":\"m\"}\n\n")
+    }
+
+    @Test("NDJSON objects carry the composite id as their id member")
+    func ndjson() throws {
+        var multiplexer = MultiplexEncoder(format: .ndjson, sources: ["a", "b"], startIDs: [nil, "b0"])
+        var output = ByteBuffer()
+        multiplexer.write(frames: framed(.ndjson, "a", [.line(Array("q\"\\".utf8), id: "a\"1")]), source: 0, into: &output)
+        let lines = Array(output.readableBytesView).split(separator: 0x0A)
+        #expect(lines.count == 1)
+        let object = try parseJSONObject(lines[0])
+        #expect(object["id"] == .string("m1,a=a%221,b=b0"))
+        #expect(object["text"] == .string("q\"\\"))
+        #expect(object["source"] == .string("a"))
+    }
+
+    @Test("plain text prefixes each line with its source, and never glues two sources' pieces together")
+    func plainText() {
+        var multiplexer = MultiplexEncoder(format: .plainText, sources: ["a", "b"], startIDs: [nil, nil])
+        var output = ByteBuffer()
+        multiplexer.write(frames: framed(.plainText, "a", [.line(Array("one".utf8), id: "1"), .line(Array("piece-".utf8), id: "2", continues: true)]), source: 0, into: &output)
+        multiplexer.write(frames: framed(.plainText, "b", [.line(Array("other".utf8), id: "1"), .marker(.rotated, id: "2", message: "m")]), source: 1, into: &output)
+        multiplexer.write(frames: framed(.plainText, "a", [.line(Array("rest".utf8), id: "3")]), source: 0, into: &output)
+        #expect(String(buffer: output) == "[a] one\n[a] piece-\n[b] other\n[a] rest\n")
+    }
+}

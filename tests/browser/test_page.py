@@ -1,0 +1,240 @@
+"""The viewer page in a real browser (Debian's chromium through Playwright) against the real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conftest import artifact
+from http_client import metric
+from server import append, wait_until
+from view import heap, lines, rows, wait_for_rows, wait_for_status, wait_for_text
+
+
+def test_a_line_appended_to_the_file_appears_and_a_single_source_opens_by_itself(web, page, logdir):
+    log = logdir / "app.log"
+    log.write_bytes(b"first line\n")
+    srv = web({"app": log})
+    page.goto(srv.url("/"))
+    wait_for_text(page, "first line")
+    assert "source=app" in page.url
+    append(log, "appended while watching\n")
+    wait_for_text(page, "appended while watching")
+    assert lines(page) == ["first line", "appended while watching"]
+    assert [r["source"] for r in rows(page)] == ["app", "app"]
+    wait_for_status(page, "live")
+    assert page.problems == []
+
+
+def test_kill_and_restart_while_writing_two_sources_on_one_stream_exact_lines(web, page, logdir):
+    a, b = logdir / "a.log", logdir / "b.log"
+    a.write_bytes(b"")
+    b.write_bytes(b"")
+    srv = web({"a": a, "b": b})
+    srv.pin_port()
+    page.goto(srv.url("/#source=a&source=b"))
+    wait_for_status(page, "live")
+    wait_until(lambda: metric(srv.port, "tailsse_streams") == 1, 10, "one multiplexed stream for both sources")
+
+    written = {"a": [], "b": []}
+    done = threading.Event()
+
+    def writer():
+        for i in range(1200):
+            for name, path in (("a", a), ("b", b)):
+                text = f"{name}-{i:05d}"
+                append(path, text + "\n")
+                written[name].append(text)
+            time.sleep(0.003)
+        done.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    kills = 0
+    while not done.is_set() and kills < 3:
+        wait_for_rows(page, 150 * (kills + 1), timeout=30)
+        srv.kill()                     # SIGKILL: no goodbye, events cut mid-write
+        kills += 1
+        wait_for_status(page, "reconnecting", timeout=10)
+        srv.start()
+    thread.join(60)
+    assert done.is_set()
+    total = sum(len(v) for v in written.values())
+    wait_for_rows(page, total, timeout=60)
+    wait_for_status(page, "live")
+    shown = rows(page)
+    assert [r for r in shown if r["marker"]] == [], "no reset or other marker"
+    assert len(shown) == total, f"{len(shown)} rows for {total} lines"
+    for name in ("a", "b"):
+        assert lines(page, name) == written[name]
+    assert kills >= 2
+    print(f"{total} lines over {kills + 1} server runs; last id {page.evaluate('window.tailsse.lastEventId')}")
+
+
+def test_pause_loses_nothing_filter_highlights_and_scrolling_up_stops_following(web, page, logdir):
+    log = logdir / "app.log"
+    log.write_bytes("".join(f"line-{i:03d} {'alpha' if i % 3 == 0 else 'beta'}\n" for i in range(150)).encode())
+    srv = web({"app": log})
+    page.goto(srv.url("/#source=app&tail=all"))
+    wait_for_rows(page, 150)
+
+    # Pause from the keyboard: lines keep arriving but are not shown until resume.
+    page.locator("#log").focus()
+    page.keyboard.press("p")
+    assert page.evaluate("window.tailsse.paused") is True
+    append(log, "".join(f"paused-{i:02d}\n" for i in range(40)))
+    page.wait_for_function("() => window.tailsse.queued === 40")
+    assert len(rows(page)) == 150
+    page.keyboard.press("p")
+    wait_for_rows(page, 190)
+    assert lines(page)[150:] == [f"paused-{i:02d}" for i in range(40)]
+
+    # Filter (regex) from the keyboard: non-matching lines hidden, matches highlighted.
+    page.keyboard.press("/")
+    page.keyboard.type("/line-0(1|2)\\d alpha/")
+    expected = [f"line-{i:03d} alpha" for i in range(10, 30) if i % 3 == 0]
+    page.wait_for_function("n => document.querySelectorAll('#log .row:not([hidden])').length === n", arg=len(expected))
+    visible = [r["text"] for r in rows(page) if not r["hidden"]]
+    assert visible == expected
+    marks = page.evaluate("() => [...document.querySelectorAll('#log .row:not([hidden]) mark')].map(m => m.textContent)")
+    assert marks == visible
+    assert "q=" in page.url, "the filter is in the URL"
+    # Substring, case-insensitive; a new line that matches shows, one that does not stays hidden.
+    page.fill("#filter-input", "PAUSED-3")
+    page.wait_for_function("() => document.querySelectorAll('#log .row:not([hidden])').length === 10")
+    append(log, "paused-3x new\nnot this one\n")
+    wait_for_rows(page, 192)
+    page.wait_for_function("() => document.querySelectorAll('#log .row:not([hidden])').length === 11")
+    assert page.evaluate("() => [...document.querySelectorAll('#log mark')].every(m => m.textContent === 'paused-3')")
+    page.focus("#filter-input")
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => document.querySelectorAll('#log .row[hidden]').length === 0")
+
+    # Scrolling up stops following; new lines do not move the view; "Jump to live" follows again.
+    page.wait_for_function("() => window.tailsse.following")
+    page.locator("#log").hover()
+    page.mouse.wheel(0, -1500)
+    page.wait_for_function("() => !window.tailsse.following")
+    assert page.locator("#jump-button").is_visible()
+    top = page.evaluate("document.getElementById('log').scrollTop")
+    append(log, "".join(f"later-{i}\n" for i in range(30)))
+    wait_for_rows(page, 222)
+    assert page.evaluate("document.getElementById('log').scrollTop") == top
+    page.wait_for_function("() => document.getElementById('jump-button').textContent.includes('30 new')")
+    page.click("#jump-button")
+    page.wait_for_function("() => { const l = document.getElementById('log'); return l.scrollHeight - l.scrollTop - l.clientHeight < 30 }")
+    assert page.evaluate("window.tailsse.following") is True
+    assert not page.locator("#jump-button").is_visible()
+    assert page.problems == []
+
+
+def test_a_hundred_thousand_lines_at_full_speed_keep_the_dom_capped_and_the_page_responsive(web, page, logdir):
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = web({"app": log}, shared_buffer_bytes=4 << 20)
+    page.goto(srv.url("/#source=app&tail=0"))
+    wait_for_status(page, "live")
+    cap = page.evaluate("Number(document.getElementById('cap-input').value)")
+    assert cap == 10000
+    before = heap(page)
+    count = 100_000
+    payload = "".join(f"line-{i:06d} the quick brown fox jumps over the lazy dog\n" for i in range(1, count + 1)).encode()
+    started = time.monotonic()
+    for offset in range(0, len(payload), 1 << 20):
+        append(log, payload[offset:offset + (1 << 20)])
+    worst_frame = 0.0
+    probes = 0
+    while True:
+        t0 = time.monotonic()
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        worst_frame = max(worst_frame, time.monotonic() - t0)
+        probes += 1
+        if page.evaluate("t => [...document.querySelectorAll('#log .row:last-child .text')].some(e => e.textContent === t)",
+                         f"line-{count:06d} the quick brown fox jumps over the lazy dog"):
+            break
+        assert time.monotonic() - started < 120, f"not all lines arrived: {len(rows(page))} rows"
+    elapsed = time.monotonic() - started
+    shown = lines(page)
+    assert len(shown) == cap
+    assert shown[0] == f"line-{count - cap + 1:06d} the quick brown fox jumps over the lazy dog"
+    assert page.evaluate("document.querySelectorAll('#log .row').length") <= cap
+    after = heap(page)
+    # Responsive: a click is handled at once while the stream is still running.
+    t0 = time.monotonic()
+    page.click("#pause-button")
+    page.wait_for_function("() => window.tailsse.paused")
+    click_latency = time.monotonic() - t0
+    print(f"\n100k lines: all in the page after {elapsed:.1f}s; worst animation-frame wait {worst_frame * 1000:.0f} ms "
+          f"over {probes} probes; click handled in {click_latency * 1000:.0f} ms; JS heap used "
+          f"{before['used'] / 1e6:.1f} MB before, {after['used'] / 1e6:.1f} MB after (total {after['total'] / 1e6:.1f} MB)")
+    assert worst_frame < 2.0
+    assert click_latency < 2.0
+    assert after["used"] < before["used"] + 40e6, (before, after)
+    assert page.problems == []
+
+
+def test_log_text_is_never_markup_and_the_csp_header_is_served(web, page, logdir):
+    log = logdir / "app.log"
+    hostile = ['<img src=x onerror="window.__pwned=1">', "<script>window.__pwned=2</script>",
+               "<b>bold?</b> &amp; &lt;", "\x1b[31mred\x1b[0m plain \x1b[1;4;38;5;208morange\x1b[0m \x1b]0;title\x07end"]
+    log.write_bytes("".join(x + "\n" for x in hostile).encode())
+    srv = web({"app": log})
+    response = page.goto(srv.url("/#source=app"))
+    csp = response.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+    wait_for_rows(page, 4)
+    shown = lines(page)
+    assert shown[:3] == hostile[:3]
+    assert shown[3] == "red plain orange end"
+    assert page.evaluate("() => document.querySelectorAll('#log img, #log script, #log b').length") == 0
+    assert page.evaluate("() => window.__pwned") is None
+    red = page.evaluate("""() => { const s = [...document.querySelectorAll('#log .sgr')].find(e => e.textContent === 'red');
+                              return s && [s.className, getComputedStyle(s).color] }""")
+    plain = page.evaluate("() => getComputedStyle(document.querySelector('#log .row:last-child .text')).color")
+    assert red and "sgr-fg-1" in red[0] and red[1] != plain
+    orange = page.evaluate("""() => { const s = [...document.querySelectorAll('#log .sgr')].find(e => e.textContent === 'orange');
+                                 return s && [s.className, getComputedStyle(s).color, getComputedStyle(s).fontWeight] }""")
+    assert orange and orange[1] == "rgb(255, 135, 0)" and orange[2] == "700" and "sgr-underline" in orange[0]
+    assert page.problems == []
+
+
+def test_markers_and_screenshots_light_and_dark(web, page, logdir):
+    app, worker = logdir / "app.log", logdir / "worker.log"
+    app.write_bytes(("GET /index.html 200 1.2ms\n"
+                     "\x1b[32mINFO\x1b[0m  cache warmed in 41 ms\n"
+                     "\x1b[33mWARN\x1b[0m  slow query: SELECT * FROM orders WHERE id = 42 (812 ms)\n"
+                     "\x1b[1;31mERROR\x1b[0m upstream timed out: connect() to 10.0.0.7:8080 failed\n").encode())
+    worker.write_bytes(b"job 1811 started\njob 1811 done in 3.2 s\n")
+    srv = web({"app": app, "worker": worker})
+    page.goto(srv.url("/"))
+    page.wait_for_selector("#empty:not([hidden])")
+    assert page.locator("#empty-list button").count() == 3, "each source, and all of them"
+    page.click("#empty-list button:has-text('All sources')")
+    wait_for_rows(page, 6)
+    assert "source=app&source=worker" in page.url
+    worker.rename(logdir / "worker.log.1")
+    append(worker, "job 1812 started on the new file\n")
+    page.wait_for_selector("#log .marker-rotated")
+    wait_for_text(page, "job 1812 started on the new file")
+    with open(app, "r+b") as f:
+        f.truncate(0)
+    page.wait_for_selector("#log .marker-truncated")
+    append(app, "a very long line that wraps: " + "lorem ipsum dolor sit amet " * 12 + "\n")
+    wait_for_rows(page, 9)
+    page.fill("#filter-input", "job")
+    page.wait_for_function("() => document.querySelectorAll('#log mark').length >= 3")
+    page.fill("#filter-input", "")
+    page.wait_for_function("() => document.querySelectorAll('#log mark').length === 0")
+    box = page.evaluate("() => { const l = document.getElementById('log'); return [l.scrollWidth, l.clientWidth] }")
+    assert box[0] <= box[1], "long lines wrap: no horizontal scrolling"
+    page.locator("#filter-input").blur()
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        background = page.evaluate("getComputedStyle(document.getElementById('log')).backgroundColor")
+        assert (background == "rgb(255, 255, 255)") == (scheme == "light"), background
+        page.screenshot(path=str(artifact(f"page-{scheme}.png")))
+    page.set_viewport_size({"width": 390, "height": 760})
+    box = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert box[0] <= box[1], "no horizontal scrolling at phone width"
+    page.screenshot(path=str(artifact("page-phone.png")))
+    assert page.problems == []
