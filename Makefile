@@ -25,6 +25,8 @@ APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace g
 # The benchmarks compile their C load client (bench/sseload.c) and journal follower (bench/jfollow.c,
 # libsystemd-dev) and use coreutils' tail as baseline and peer.
 APT_BENCH := gcc libc6-dev coreutils libsystemd-dev $(APT_JOURNAL_BENCH)
+# The browser tests: Debian's chromium, driven by Playwright from PyPI (never `playwright install`).
+APT_TEST += chromium fonts-dejavu-core
 
 .PHONY: run build release test test-unit test-integration test-unit-files bench deps-run deps-test venv clean install uninstall
 

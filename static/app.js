@@ -605,7 +605,7 @@ class LogView {
   #trim() {
     const excess = this.#entries.length - this.#maxLines;
     if (excess <= 0) return;
-    const heightBefore = this.#container.scrollHeight;
+    const heightBefore = this.#following ? 0 : this.#container.scrollHeight;
     const removed = this.#entries.splice(0, excess);
     const range = document.createRange();
     range.setStartBefore(removed[0].row);
