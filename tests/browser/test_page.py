@@ -7,6 +7,7 @@ import time
 
 from conftest import artifact
 from http_client import metric
+from journal_files import has_journal_directory, write_journal
 from server import append, wait_until
 from view import heap, lines, rows, wait_for_rows, wait_for_status, wait_for_text
 
@@ -205,12 +206,20 @@ def test_markers_and_screenshots_light_and_dark(web, page, logdir):
                      "\x1b[33mWARN\x1b[0m  slow query: SELECT * FROM orders WHERE id = 42 (812 ms)\n"
                      "\x1b[1;31mERROR\x1b[0m upstream timed out: connect() to 10.0.0.7:8080 failed\n").encode())
     worker.write_bytes(b"job 1811 started\njob 1811 done in 3.2 s\n")
-    srv = web({"app": app, "worker": worker})
+    extra, entries = [], []
+    if has_journal_directory():
+        entries = [(6, "Started nightly backup."), (4, "backup: 3 files changed while being read"),
+                   (3, "backup: cannot stat /srv/share: Permission denied")]
+        (logdir / "journal").mkdir()
+        write_journal(logdir / "journal", entries)
+        extra = ["--journal-directory", str(logdir / "journal")]
+    srv = web({"app": app, "worker": worker}, extra=extra)
     page.goto(srv.url("/"))
     page.wait_for_selector("#empty:not([hidden])")
-    assert page.locator("#empty-list button").count() == 3, "each source, and all of them"
+    sources = 3 if entries else 2
+    assert page.locator("#empty-list button").count() == sources + 1, "each source, and all of them"
     page.click("#empty-list button:has-text('All sources')")
-    wait_for_rows(page, 6)
+    wait_for_rows(page, 6 + len(entries))
     assert "source=app&source=worker" in page.url
     worker.rename(logdir / "worker.log.1")
     append(worker, "job 1812 started on the new file\n")
@@ -220,7 +229,7 @@ def test_markers_and_screenshots_light_and_dark(web, page, logdir):
         f.truncate(0)
     page.wait_for_selector("#log .marker-truncated")
     append(app, "a very long line that wraps: " + "lorem ipsum dolor sit amet " * 12 + "\n")
-    wait_for_rows(page, 9)
+    wait_for_rows(page, 9 + len(entries))
     page.fill("#filter-input", "job")
     page.wait_for_function("() => document.querySelectorAll('#log mark').length >= 3")
     page.fill("#filter-input", "")
