@@ -9,6 +9,7 @@ const CONFIG = Object.freeze({
   minMaxLines: 100,
   maxMaxLines: 1000000,
   defaultTail: 100,        // existing lines asked for when a view is opened
+  rowsPerFrame: 1500,      // rows made per animation frame; more wait in the queue (bounded by the cap)
   followSlackPx: 24,       // this close to the bottom still counts as "at the bottom"
   retryInitialMs: 1000,    // first delay of the page's own reconnect backoff
   retryMaxMs: 30000,       // longest delay of the backoff
@@ -398,6 +399,7 @@ class LogView {
   #filter = new Filter("");
   #following = true;
   #paused = false;
+  #stale = false;        // queued lines were dropped: every row shown is older, and goes too
   #dropped = 0;
   #unseen = 0;
   #received = 0;
@@ -445,8 +447,11 @@ class LogView {
     this.#received += 1;
     this.#queue.push({ kind, data, received: Date.now() });
     if (this.queued > this.#maxLines) {
+      // The oldest queued line goes; every row shown is older still, so it goes at the next
+      // flush too: the view stays one unbroken run of the newest lines.
       this.#queueStart += 1;
       this.#dropped += 1;
+      this.#stale = true;
       if (this.#queueStart > this.#maxLines) {
         this.#queue = this.#queue.slice(this.#queueStart);
         this.#queueStart = 0;
@@ -466,6 +471,7 @@ class LogView {
   }
 
   clear() {
+    this.#stale = false;
     this.#container.replaceChildren();
     this.#entries = [];
     this.#queue = [];
@@ -502,16 +508,22 @@ class LogView {
     this.#flushFrame = this.#flushTimer = 0;
     if (this.#paused) return;
     const queued = this.queued;
+    if (this.#stale) {
+      this.#stale = false;
+      this.#dropped += this.#entries.length;
+      this.#entries = [];
+      this.#container.replaceChildren();
+      this.#openBySource.clear();
+    }
     if (queued > 0) {
-      const fresh = this.#queue.slice(this.#queueStart);
-      this.#queue = [];
-      this.#queueStart = 0;
-      if (fresh.length >= this.#maxLines) {
-        // Everything shown now is older than what the cap keeps: drop it wholesale.
-        this.#dropped += this.#entries.length;
-        this.#entries = [];
-        this.#container.replaceChildren();
-        this.#openBySource.clear();
+      // A bounded batch per frame keeps the page responsive at any rate; the rest waits its turn.
+      const end = this.#queueStart + Math.min(queued, CONFIG.rowsPerFrame);
+      const fresh = this.#queue.slice(this.#queueStart, end);
+      if (end === this.#queue.length) {
+        this.#queue = [];
+        this.#queueStart = 0;
+      } else {
+        this.#queueStart = end;
       }
       const fragment = document.createDocumentFragment();
       let added = 0;
@@ -530,6 +542,7 @@ class LogView {
     this.#renderJump();
     this.#renderFooter();
     if (queued > 0 && this.#filter.active) this.#renderFilterCount();
+    if (this.queued > 0) this.#scheduleFlush();
   }
 
   /** Makes the row of a queued event; `null` when it continued an existing row. */

@@ -32,7 +32,9 @@ struct CompositeEventIDTests {
             var parts: [CompositeEventID.Part] = []
             for index in 0..<rng.int(0...5) {
                 let name = "\(index)" + String(decoding: (0..<rng.int(0...20)).map { _ in nameBytes[rng.int(0...(nameBytes.count - 1))] }, as: UTF8.self)
-                let id = String(decoding: randomLogBytes(count: rng.int(1...256), using: &rng), as: UTF8.self)
+                var id = String(decoding: randomLogBytes(count: rng.int(1...256), using: &rng), as: UTF8.self)
+                while id.utf8.count > 256 { id.removeLast() }
+                if id.isEmpty { id = "x" }
                 parts.append(.init(source: name, id: id))
             }
             let composite = CompositeEventID(parts: parts)
