@@ -966,6 +966,7 @@ class Viewer {
   #filterTimer = 0;
 
   constructor() {
+    this.#menu = byId("sources-menu");
     this.#log = new LogView({
       container: byId("log"),
       jumpButton: byId("jump-button"),
@@ -983,7 +984,6 @@ class Viewer {
       emptyText: byId("empty-text"),
       emptyList: byId("empty-list"),
     }, (change) => this.#onPickerChange(change));
-    this.#menu = byId("sources-menu");
     this.#pauseButton = byId("pause-button");
     this.#pauseButton.addEventListener("click", () => this.#togglePause());
     this.#clearButton = byId("clear-button");
@@ -996,6 +996,9 @@ class Viewer {
     this.#capInput.addEventListener("change", () => this.#onCapChange());
     this.#applyFilter();
     window.addEventListener("hashchange", () => this.#onHashChange());
+    document.addEventListener("click", (event) => {
+      if (this.#menu.open && !this.#menu.contains(event.target)) this.#menu.open = false;
+    });
     document.addEventListener("keydown", (event) => this.#onKey(event));
     const viewer = this;
     window.tailsse = Object.freeze({

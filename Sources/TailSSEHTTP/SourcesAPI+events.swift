@@ -31,8 +31,6 @@ extension SourcesAPI {
                 shared.append((key, value))
             case "lastEventId":
                 queryResumeID = value
-            case "token":
-                continue
             default:
                 guard let dot = key.lastIndex(of: "."), dot != key.startIndex, key.index(after: dot) != key.endIndex else {
                     return Self.error("unknown parameter '\(key.prefix(64))': per-source parameters are written NAME.PARAM", status: .badRequest)

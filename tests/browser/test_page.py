@@ -163,10 +163,12 @@ def test_a_hundred_thousand_lines_at_full_speed_keep_the_dom_capped_and_the_page
     page.click("#pause-button")
     page.wait_for_function("() => window.tailsse.paused")
     click_latency = time.monotonic() - t0
-    print(f"\n100k lines: all in the page after {elapsed:.1f}s; longest wait between frames {probe['gap']:.0f} ms "
-          f"({probe['frames']} frames); {len(probe['longTasks'])} long tasks, longest {max(probe['longTasks'] or [0]):.0f} ms; "
-          f"click handled in {click_latency * 1000:.0f} ms; JS heap used {before['used'] / 1e6:.1f} MB before, "
-          f"{after['used'] / 1e6:.1f} MB after (total {after['total'] / 1e6:.1f} MB); DOM rows {len(shown)}")
+    report = (f"100k lines: all in the page after {elapsed:.1f}s; longest wait between frames {probe['gap']:.0f} ms "
+              f"({probe['frames']} frames); {len(probe['longTasks'])} long tasks, longest {max(probe['longTasks'] or [0]):.0f} ms; "
+              f"click handled in {click_latency * 1000:.0f} ms; JS heap used {before['used'] / 1e6:.1f} MB before, "
+              f"{after['used'] / 1e6:.1f} MB after (total {after['total'] / 1e6:.1f} MB); DOM rows {len(shown)}")
+    print("\n" + report)
+    artifact("page-100k-lines.txt").write_text(report + "\n")
     assert probe["gap"] < 2500, "the page kept drawing frames while the lines poured in"
     assert click_latency < 2.0
     assert after["used"] < before["used"] + 40e6, (before, after)
