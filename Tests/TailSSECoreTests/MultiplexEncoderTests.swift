@@ -101,4 +101,41 @@ struct MultiplexEncoderTests {
         multiplexer.write(frames: framed(.plainText, "a", [.line(Array("rest".utf8), id: "3")]), source: 0, into: &output)
         #expect(String(buffer: output) == "[a] one\n[a] piece-\n[b] other\n[a] rest\n")
     }
+
+    @Test("random interleavings of three sources: every id is the composite of the latest id of each, in request order", arguments: 0..<4)
+    func randomInterleavings(batch: Int) async throws {
+        var rng = SplitMix64(seed: 0x3A1_0000 + UInt64(batch))
+        let names = ["app", "journal", "web.1"]
+        let start: [String?] = [rng.chance(1, in: 2) ? "f1.1.1.0.0" : nil, nil, "f1.9.9.0.0"]
+        var multiplexer = MultiplexEncoder(format: .eventStream, sources: names, startIDs: start)
+        var latest = start
+        var expectedIDs: [String] = []
+        var output = ByteBuffer()
+        var lastID: String?
+        for _ in 0..<300 {
+            let index = rng.int(0...2)
+            var events: [StreamEvent] = []
+            for _ in 0..<rng.int(1...4) {
+                var event = randomStreamEvent(using: &rng)
+                if rng.chance(1, in: 6) { event.id = "id,with%odd\"bytes \(rng.int(0...99))" }
+                events.append(event)
+                if let id = event.id { latest[index] = id }
+                let parts = names.indices.compactMap { i in latest[i].map { CompositeEventID.Part(source: names[i], id: $0) } }
+                let composite = CompositeEventID(parts: parts).description
+                if event.id != nil { lastID = composite }
+                if let lastID { expectedIDs.append(lastID) }
+            }
+            multiplexer.write(frames: framed(.eventStream, names[index], events), source: index, into: &output)
+        }
+        let bytes = Array(output.readableBytesView)
+        let decoded = try await decodeSSE(bytes, chunks: [0..<bytes.count])
+        var sticky: String?
+        var ids: [String] = []
+        for event in decoded {
+            if let id = event.id { sticky = id }
+            if let sticky { ids.append(sticky) }
+        }
+        #expect(ids == expectedIDs)
+        #expect(multiplexer.currentID.description == lastID ?? "m1")
+    }
 }

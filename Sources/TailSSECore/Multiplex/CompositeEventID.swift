@@ -95,14 +95,18 @@ public struct CompositeEventID: Equatable, Sendable, CustomStringConvertible {
     }
 
     /// Appends a source's id as it appears inside a composite id.
-    public static func writeEscaped(_ id: some Sequence<UInt8>, to buffer: inout ByteBuffer) {
+    public static func writeEscaped(_ id: some Collection<UInt8>, to buffer: inout ByteBuffer) {
         var bytes: [UInt8] = []
         appendEscaped(id, to: &bytes)
         buffer.writeBytes(bytes)
     }
 
     /// Appends a source's id as it appears inside a composite id.
-    public static func appendEscaped(_ id: some Sequence<UInt8>, to bytes: inout [UInt8]) {
+    public static func appendEscaped(_ id: some Collection<UInt8>, to bytes: inout [UInt8]) {
+        if id.allSatisfy(isPlain) {
+            bytes.append(contentsOf: id)
+            return
+        }
         for byte in id {
             if isPlain(byte) {
                 bytes.append(byte)

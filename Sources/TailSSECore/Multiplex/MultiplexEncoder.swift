@@ -15,6 +15,10 @@ public struct MultiplexEncoder: Sendable {
     /// Plain text: the source whose last piece of a line is not finished yet.
     private var openLine: Int?
     private let prefixes: [[UInt8]]
+    /// `,NAME=` of each source.
+    private let separators: [[UInt8]]
+    /// The composite id around one source's part, valid while only that source's part changes.
+    private var around: (source: Int, before: [UInt8], after: [UInt8])?
 
     /// - Parameters:
     ///   - sources: the sources' names, in the order their ids appear in the composite id.
@@ -29,6 +33,7 @@ public struct MultiplexEncoder: Sendable {
             return part
         }
         self.prefixes = sources.map { Array("[\($0)] ".utf8) }
+        self.separators = sources.map { Array(",\($0)=".utf8) }
     }
 
     /// The composite id of the positions so far.
@@ -58,6 +63,7 @@ public struct MultiplexEncoder: Sendable {
                 part.removeAll(keepingCapacity: true)
                 CompositeEventID.appendEscaped(id, to: &part)
                 parts[index] = part
+                if around?.source != index { around = nil }
             }
             if format == .plainText {
                 writePlain(frame, source: index, into: &output)
@@ -68,7 +74,11 @@ public struct MultiplexEncoder: Sendable {
                 return
             }
             output.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[..<range.lowerBound]))
-            writeID(to: &output)
+            if frame.id != nil {
+                writeID(changing: index, to: &output)
+            } else {
+                writeID(to: &output)
+            }
             output.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[range.upperBound...]))
         }
     }
@@ -84,13 +94,27 @@ public struct MultiplexEncoder: Sendable {
         openLine = frame.continues ? index : nil
     }
 
+    /// Writes the composite id after an event of the source at `index` (whose part changed).
+    private mutating func writeID(changing index: Int, to buffer: inout ByteBuffer) {
+        if around?.source != index {
+            var before = Array("m1".utf8)
+            for other in 0..<index { if let part = parts[other] { before += separators[other] + part } }
+            var after: [UInt8] = []
+            for other in (index + 1)..<sources.count { if let part = parts[other] { after += separators[other] + part } }
+            around = (index, before, after)
+        }
+        guard let around, let part = parts[index] else { return writeID(to: &buffer) }
+        buffer.writeBytes(around.before)
+        buffer.writeBytes(separators[index])
+        buffer.writeBytes(part)
+        buffer.writeBytes(around.after)
+    }
+
     private func writeID(to buffer: inout ByteBuffer) {
         buffer.writeStaticString("m1")
         for index in sources.indices {
             guard let part = parts[index] else { continue }
-            buffer.writeInteger(UInt8(ascii: ","))
-            buffer.writeString(sources[index])
-            buffer.writeInteger(UInt8(ascii: "="))
+            buffer.writeBytes(separators[index])
             buffer.writeBytes(part)
         }
     }
