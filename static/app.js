@@ -567,7 +567,7 @@ class LogView {
     }
     this.#openBySource.delete(source);
     const entry = this.#newEntry(kind, source, data, received);
-    const message = kind === "reset" ? data.reason : data.text;
+    const message = kind === "reset" || kind === "end" ? data.reason : data.text;
     entry.text = `${MARKER_LABELS[kind] ?? kind}: ${typeof message === "string" ? message : ""}`;
     entry.segments = [{ text: entry.text, style: null }];
     entry.row.classList.add("row-marker", `marker-${kind}`);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.parse
 
@@ -263,3 +264,27 @@ def test_reconnecting_client_gets_exactly_every_line_of_two_rotating_files(tails
             w.abort.set()
         client.stop.set()
         client.join(10)
+
+
+def test_a_source_removed_on_reload_ends_its_part_and_the_others_go_on(tailsse, logdir, tmp_path):
+    for name in ("a", "b"):
+        (logdir / f"{name}.log").write_text(f"{name}-0\n")
+    conf = tmp_path / "tailsse.conf"
+    conf.write_text(f"file = a={logdir / 'a.log'}\nfile = b={logdir / 'b.log'}\n")
+    srv = tailsse({}, extra=["--config", str(conf)])
+    with SSEStream(srv.port, "/events?source=a&source=b&tail=1") as s:
+        s.wait_messages(2)
+        conf.write_text(f"file = b={logdir / 'b.log'}\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        s.wait_for(lambda st: any(e.type == "end" for e in st.events), 20, "a's end event")
+        end = next(e for e in s.events if e.type == "end")
+        assert end.json["source"] == "a" and end.json["reason"]
+        append(logdir / "b.log", "b-1\n")
+        s.wait_for(lambda st: by_source(st.events).get("b", [])[-1:] == ["b-1"], 20, "b goes on")
+        assert not s.eof
+        resume = s.messages()[-1].own_id
+    assert request(srv.port, "/events?source=a&source=b").status == 404
+    append(logdir / "b.log", "b-2\n")
+    with SSEStream(srv.port, "/events?source=b&tail=0", last_event_id=resume) as s:
+        assert [m.json["text"] for m in s.wait_messages(1)] == ["b-2"]
+        assert [e.type for e in s.events] == ["message"], "b's part of the id still resumes b"
