@@ -23,8 +23,9 @@ APT_JOURNAL_BENCH := systemd systemd-journal-remote
 # systemd-container: the unit test boots a real systemd in systemd-nspawn.
 APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev $(APT_JOURNAL_BENCH) systemd-container
 # The benchmarks compile their C load client (bench/sseload.c) and journal follower (bench/jfollow.c,
-# libsystemd-dev) and use coreutils' tail as baseline and peer.
-APT_BENCH := gcc libc6-dev coreutils libsystemd-dev $(APT_JOURNAL_BENCH)
+# libsystemd-dev) and use coreutils' tail as baseline and peer, and websocketd (+ tail -F) as a peer
+# in the full runs only (the smoke run of `make test` leaves it out, so it is not in APT_TEST).
+APT_BENCH := gcc libc6-dev coreutils libsystemd-dev websocketd $(APT_JOURNAL_BENCH)
 # The browser tests: Debian's chromium, driven by Playwright from PyPI (never `playwright install`).
 APT_TEST += chromium fonts-dejavu-core
 

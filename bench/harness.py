@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import socket
 import statistics
@@ -193,7 +194,9 @@ class Server:
             args += ["--file", f"{name}={path}"]
         args += self.extra
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, cwd=str(REPO_DIR))
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, cwd=str(REPO_DIR),
+                                     preexec_fn=raise_nofile)
         ready = threading.Event()
         address: list[str] = []
 
@@ -203,6 +206,7 @@ class Server:
                 line = raw.decode(errors="replace")
                 match = self.LISTENING.search(line)
                 if match and not address:
+                    self.t_listening = time.monotonic()
                     address.append(match.group(1))
                     ready.set()
             ready.set()
@@ -223,7 +227,8 @@ class Server:
             if time.monotonic() > deadline:
                 self.__exit__(None, None, None)
                 raise BenchError(f"tailsse never became healthy: {self.log_tail()}")
-            time.sleep(0.01)
+            time.sleep(0.002)
+        self.t_healthy = time.monotonic()
         self._cpu0 = self.cpu_seconds()
         return self
 
@@ -251,6 +256,10 @@ class Server:
         """CPU used since the server became healthy (start-up excluded)."""
         return self.cpu_seconds() - self._cpu0
 
+    def rss_kib(self) -> int:
+        assert self.proc
+        return rss_kib(self.proc.pid)
+
     def rss_peak_mib(self) -> float:
         assert self.proc
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -277,8 +286,9 @@ class Gatewayd:
 
     BINARY = "/lib/systemd/systemd-journal-gatewayd"
 
-    def __init__(self, directory: Path, workdir: Path):
-        self.directory = directory
+    def __init__(self, directory: Path | None, workdir: Path, wrapper: list[str] | None = None):
+        self.directory = directory  # None: the local journal (of the namespace `wrapper` enters)
+        self.wrapper = wrapper or []
         self.log_path = workdir / f"gatewayd-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -287,9 +297,11 @@ class Gatewayd:
     def __enter__(self) -> "Gatewayd":
         self.port = free_port()
         self._log = open(self.log_path, "wb")
+        self.t_start = time.monotonic()
         self.proc = subprocess.Popen(
-            ["systemd-socket-activate", "-l", f"127.0.0.1:{self.port}", self.BINARY, "-D", str(self.directory)],
-            stdout=self._log, stderr=subprocess.STDOUT)
+            [*self.wrapper, "systemd-socket-activate", "-l", f"127.0.0.1:{self.port}", self.BINARY,
+             *(["-D", str(self.directory)] if self.directory else [])],
+            stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -301,7 +313,8 @@ class Gatewayd:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.__exit__(None, None, None)
                 raise BenchError(f"gatewayd did not start: {self.log_path.read_text(errors='replace')[-500:]}")
-            time.sleep(0.02)
+            time.sleep(0.002)
+        self.t_healthy = time.monotonic()
         self._cpu0 = pid_cpu_seconds(self.proc.pid)
         return self
 
@@ -320,8 +333,120 @@ class Gatewayd:
         assert self.proc
         return pid_cpu_seconds(self.proc.pid) - self._cpu0
 
+    def rss_kib(self) -> int:
+        assert self.proc
+        return rss_kib(self.proc.pid)
+
+    def log_tail(self, chars: int = 500) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
     def alive(self) -> bool:
         return bool(self.proc) and self.proc.poll() is None
+
+
+class Websocketd:
+    """websocketd (Debian) on 127.0.0.1:<free port> running ``command`` once per WebSocket client.
+
+    Its memory and CPU are those of its whole process tree (websocketd plus one child per client).
+    Its log (stderr: connections, and the children's stderr) goes to a file.
+    """
+
+    def __init__(self, command: list[str], workdir: Path):
+        self.command = command
+        self.log_path = workdir / f"websocketd-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self._cpu0 = 0.0
+
+    def __enter__(self) -> "Websocketd":
+        self.port = free_port()
+        self._log = open(self.log_path, "wb")
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(["websocketd", "--address=127.0.0.1", f"--port={self.port}", *self.command],
+                                     stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise BenchError(f"websocketd did not start: {self.log_tail()}")
+            time.sleep(0.002)
+        self.t_healthy = time.monotonic()
+        self._cpu0 = tree_cpu_seconds(self.proc.pid)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            children = tree_pids(self.proc.pid)[1:]
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            for pid in children:  # websocketd ends its children itself; make sure
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def cpu_since_start(self) -> float:
+        """CPU of websocketd and its live children since start (children that ended are not counted)."""
+        assert self.proc
+        return tree_cpu_seconds(self.proc.pid) - self._cpu0
+
+    def rss_kib(self) -> int:
+        assert self.proc
+        return sum(rss_kib(pid) for pid in tree_pids(self.proc.pid))
+
+    def pss_kib(self) -> int:
+        assert self.proc
+        return sum(pss_kib(pid) for pid in tree_pids(self.proc.pid))
+
+    def log_tail(self, chars: int = 500) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return bool(self.proc) and self.proc.poll() is None
+
+
+class RssSampler:
+    """Samples a memory figure (a function returning KiB) every `interval` seconds in a thread."""
+
+    def __init__(self, sample: Callable[[], int], interval: float = 1.0):
+        self.sample, self.interval = sample, interval
+        self.values: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.values.append(self.sample())
+            except (OSError, ValueError):
+                pass
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class JournalNamespace:
@@ -485,6 +610,46 @@ class Bench:
             raise BenchError(f"sseload {mode} exited {result.returncode} with no result: {result.stderr.strip()[-2000:]}")
         data = json.loads(lines[-1])
         stderr = result.stderr.strip()
+        if stderr:
+            data["stderr"] = stderr[-2000:]
+        return data
+
+    def run_sseload_phased(self, mode: str, *args: str, on_phase: Callable[[str], None],
+                           command: list[str] | None = None, timeout: float = 300) -> dict:
+        """Runs the load client like run_sseload, calling on_phase(WORD) (in a thread) for each `#WORD`
+        line it prints (`#idle` once every follower is connected and idle, `#live` when lines start)."""
+        argv = [self.sseload, mode, *args, *(["--", *command] if command else [])]
+        err_path = self.workdir / f"sseload-{time.monotonic_ns()}.err"
+        with open(err_path, "w+b") as err:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=raise_nofile)
+            out: list[str] = []
+            callbacks: list[threading.Thread] = []
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
+            try:
+                assert proc.stdout
+                for line in proc.stdout:
+                    if line.startswith("#"):
+                        t = threading.Thread(target=on_phase, args=(line[1:].split()[0],), daemon=True)
+                        t.start()
+                        callbacks.append(t)
+                    else:
+                        out.append(line)
+                proc.wait()
+            finally:
+                timer.cancel()
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                for t in callbacks:
+                    t.join(60)
+            err.seek(0)
+            stderr = err.read().decode(errors="replace").strip()
+        err_path.unlink()
+        lines = [line for line in out if line.startswith("{")]
+        if not lines:
+            raise BenchError(f"sseload {mode} exited {proc.returncode} with no result: {stderr[-2000:]}")
+        data = json.loads(lines[-1])
         if stderr:
             data["stderr"] = stderr[-2000:]
         return data
@@ -690,10 +855,84 @@ class Bench:
         path.write_text(json.dumps(data, indent=1))
 
 
-def pid_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat)."""
+def pid_cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat); with reaped_children, plus that of
+    its children that ended and were waited for (cutime, cstime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+NOFILE = 65536
+
+
+def raise_nofile() -> None:
+    """preexec_fn: RLIMIT_NOFILE soft and hard to NOFILE (root), else soft to the hard limit.
+
+    10,000 SSE clients need 10,000 descriptors in the client and in the server; Debian's default soft
+    limit is 1,024 (systemd gives services 1,024 too unless LimitNOFILE= says otherwise).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, NOFILE), max(hard, NOFILE)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process now (VmRSS), KiB; 0 when it is gone."""
+    try:
+        return _status_kib(pid, "VmRSS:")
+    except OSError:
+        return 0
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size (shared pages divided among their users), KiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pids(pid: int) -> list[int]:
+    """pid and all its descendants (from /proc/PID/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                try:
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+                except OSError:
+                    pass
+        except OSError:
+            pass
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process, its live descendants and the children it reaped."""
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            total += pid_cpu_seconds(p, reaped_children=p == pid)
+        except (OSError, IndexError):
+            pass
+    return total
 
 
 def free_port() -> int:

@@ -34,7 +34,9 @@ from harness import (  # noqa: E402
     Gatewayd,
     JournalNamespace,
     Metric,
+    RssSampler,
     Target,
+    Websocketd,
     command_line,
     make_workdir,
 )
@@ -102,6 +104,50 @@ def ok_check(result: dict) -> str | None:
     detail = {k: result[k] for k in ("why", "events", "expect", "received", "expected", "missing", "duplicates",
                                      "reordered", "incomplete_clients", "p99_us", "stderr") if k in result}
     return f"invalid result: {detail}"
+
+
+
+def trend_notes(comparison, suffix: str = " (growing figures mean a queue builds up: the subject cannot keep up)") -> None:
+    """Per subject, the run with the median p99: p50/p99 per second of writing."""
+    for subject in comparison.subjects:
+        runs = sorted((r for r in subject.runs if r.get("by_second")), key=lambda r: r["p99_us"])
+        if runs:
+            median_run = runs[len(runs) // 2]
+            trend = ", ".join(f"{b[0] / 1000:.1f}/{b[1] / 1000:.1f}" for b in median_run["by_second"])
+            comparison.notes.append(
+                f"{subject.name}, run with the median p99, p50/p99 (ms) per second of writing: {trend}{suffix}.")
+
+
+def ws_live(bench: Bench, path: Path, common: list[str], timeout: float, extra: list[str] | None = None) -> dict:
+    """One run of websocketd + `tail -n 0 -F PATH` per client, followed by sseload live-ws."""
+    with Websocketd(["tail", "-n", "0", "-F", str(path)], bench.workdir) as wsd:
+        peak = RssSampler(wsd.rss_kib, 0.5)
+        with peak:
+            r = bench.run_sseload("live-ws", "--port", str(wsd.port), "--path", "/", "--file", str(path),
+                                  *common, *(extra or []), timeout=timeout)
+            r["cpu_s"] = wsd.cpu_since_start()
+        if not wsd.alive():
+            raise BenchError(f"websocketd exited during the run: {wsd.log_tail()}")
+        r["rss_mib"] = max(peak.values, default=0) / 1024
+        log = wsd.log_path.read_text(errors="replace")
+    r["cpu_s"] = max(r["cpu_s"], 0.0)
+    r["polling_tails"] = log.count("reverting to polling")
+    return r
+
+
+def websocketd_note(comparison, p: argparse.Namespace) -> None:
+    if p.websocketd:
+        comparison.notes.append(
+            "websocketd's CPU is that of websocketd, its live `tail` children and the children it reaped; its "
+            "'server peak RSS' is the largest sum of the tree's RSS (sampled every 0.5 s; shared pages count once "
+            "per process).")
+        polling = [r.get("polling_tails", 0) for s in comparison.subjects for r in s.runs if r.get("polling_tails")]
+        if polling:
+            comparison.notes.append(
+                f"{max(polling)} of websocketd's `tail -F` children reported 'inotify resources exhausted; reverting "
+                "to polling' (fs.inotify.max_user_instances = 128 per user, left at its default): they look once a second.")
+    elif not p.smoke:
+        comparison.notes.append("websocketd is not installed: its peer was skipped (make bench installs it).")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,6 +244,12 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
             raise BenchError(f"tail -F fell back to polling (inotify instances exhausted? fs.inotify.max_user_instances): {r['stderr'][:300]}")
         return r
 
+    def websocketd() -> dict:
+        path = fresh_file()
+        r = ws_live(bench, path, common, timeout=seconds + 90)
+        path.unlink()
+        return r
+
     def tailsse() -> dict:
         path = fresh_file()
         with bench.server({"live": path}) as server:
@@ -220,10 +272,16 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
                      "records receive time − send time for every line (time taken right after the `read` that "
                      f"returned it; epoll, eager). tailsse: {clients} SSE clients on `/sources/NAME?tail=0` "
                      f"(fresh server and file per run). Peer/baseline: {clients} `tail -n 0 -F FILE` processes "
-                     "whose stdout pipes the same client reads. Every follower must get every line exactly "
+                     "whose stdout pipes the same client reads. "
+                     + (f"Peer: websocketd running `tail -n 0 -F FILE` once per WebSocket client, {clients} "
+                        "clients (the same client speaks WebSocket: handshake, then one line per message); its "
+                        "CPU and memory are its whole process tree's. " if p.websocketd else "")
+                     + "Every follower must get every line exactly "
                      "once, in order, or the run fails. Percentiles are over all lines × followers; "
                      "'slowest follower' is, per line, the latest of the followers."),
-        subjects={"tail -F ×N (peer)": tail_f, "tailsse SSE": tailsse},
+        subjects={"tail -F ×N (peer)": tail_f,
+                  **({f"websocketd + tail -F ×N (peer)": websocketd} if p.websocketd else {}),
+                  "tailsse SSE": tailsse},
         baseline="tail -F ×N (peer)",
         primary=Metric("p99_us", "p99", "ms", **ms),
         metrics=[
@@ -241,14 +299,8 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
         check=ok_check,
     )
     shutdown_note(comparison, "tailsse SSE")
-    for subject in comparison.subjects:
-        runs = sorted((r for r in subject.runs if r.get("by_second")), key=lambda r: r["p99_us"])
-        if runs:
-            median_run = runs[len(runs) // 2]
-            trend = ", ".join(f"{b[0] / 1000:.1f}/{b[1] / 1000:.1f}" for b in median_run["by_second"])
-            comparison.notes.append(
-                f"{subject.name}, run with the median p99, p50/p99 (ms) per second of writing: {trend} "
-                "(growing figures mean a queue builds up: the subject cannot keep up).")
+    trend_notes(comparison)
+    websocketd_note(comparison, p)
     rt = {r.get("writer_rt") for s in comparison.subjects for r in s.runs}
     comparison.notes.append(
         "The writer thread ran with SCHED_FIFO priority, so the offered load was an even rate for every subject."
@@ -449,6 +501,21 @@ def journal_replay(bench: Bench, p: argparse.Namespace) -> None:
                 f"{ratio / json_ratio:.2f}, tailsse ÷ `journalctl -o cat` {ratio:.2f}.")
 
 
+def journal_namespace_possible() -> None:
+    """Raises BenchSkip where a standalone journald in a private mount namespace cannot run."""
+    if os.geteuid() != 0:
+        raise BenchSkip("needs root: a standalone journald runs in a private mount namespace")
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise BenchSkip(f"no private mount namespace here (`unshare -m` failed: {probe.stderr.strip()[-200:]})")
+
+
+def resource_nofile() -> str:
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return f"soft {soft:,}, hard {hard:,}"
+
+
 class JournalProducer:
     """A long-lived `systemd-cat -t TAG` inside the namespace, reading a FIFO that sseload's writer opens.
 
@@ -493,11 +560,8 @@ class JournalProducer:
 def journal_live(bench: Bench, p: argparse.Namespace) -> None:
     """Latency of new journal entries (real journald, 1,000/s) to 1 and 100 followers: tailsse vs journalctl -f."""
     need_tools("journalctl", "systemd-cat", "unshare", "nsenter", "/lib/systemd/systemd-journald")
-    if os.geteuid() != 0:
-        raise BenchSkip("needs root: a standalone journald runs in a private mount namespace")
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        raise BenchSkip(f"no private mount namespace here (`unshare -m` failed: {probe.stderr.strip()[-200:]})")
+    journal_namespace_possible()
+    have_gatewayd = os.access(Gatewayd.BINARY, os.X_OK) and shutil.which("systemd-socket-activate")
     rate, seconds = p.live_rate, p.journal_live_seconds
     lines = int(rate * seconds)
     counter = iter(range(1_000_000))
@@ -507,10 +571,14 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
     with JournalNamespace(bench.workdir) as ns:
         bench.log(f"journal-live: journald pid {ns.journald_pid} in a private mount namespace ({ns.dir})")
 
+        tags: list[str] = []
+
         def measure(subject) -> dict:
-            fifo = bench.workdir / f"journal-live-{next(counter)}.fifo"
+            n = next(counter)
+            fifo = bench.workdir / f"journal-live-{n}.fifo"
+            tags.append(f"tailsse-bench-{n}")  # a tag per run: gatewayd's follow filters on it
             journald0 = ns.journald_cpu()
-            with JournalProducer(ns, fifo) as producer:
+            with JournalProducer(ns, fifo, tag=tags[-1]) as producer:
                 r = subject(fifo)
             r["aux_cpu_s"] = ns.journald_cpu() - journald0 + producer.cpu_s
             r["journald_cpu_s"] = ns.journald_cpu() - journald0
@@ -534,6 +602,28 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
                 r["cpu_s"] = r["child_cpu_s"]
                 return r
 
+            def gatewayd(fifo: Path, common=common) -> dict:
+                # /entries?follow without a Range header starts at the head of what matches: the run's own tag.
+                with Gatewayd(None, bench.workdir, wrapper=ns.enter([])) as gw:
+                    r = bench.run_sseload("live-sse", "--port", str(gw.port), "--path",
+                                          f"/entries?follow&SYSLOG_IDENTIFIER={tags[-1]}", "--file", str(fifo),
+                                          *common, timeout=seconds + 90)
+                    r["cpu_s"] = gw.cpu_since_start()
+                    r["rss_mib"] = gw.rss_kib() / 1024
+                    if not gw.alive():
+                        raise BenchError(f"gatewayd exited during the run: {gw.log_tail()}")
+                r["delivered_pct"] = 100.0 * r.get("received", 0) / max(1, r.get("expected", 1))
+                if not r.get("ok") and r.get("received") and not (r.get("duplicates") or r.get("reordered")):
+                    # gatewayd's own limits (one thread, sd_journal and inotify instance per follower: some
+                    # followers fail, or it falls behind): reported as they happen, not a failed run.
+                    gatewayd_limits.append(
+                        f"{r.get('failed_clients', 0)} of {clients} followers failed to connect or ended early, "
+                        f"{r.get('incomplete_clients', 0)} did not get every entry ({r.get('why')}): "
+                        f"{r['delivered_pct']:.0f} % of the deliveries arrived, the latency figures are over those "
+                        "(a lower bound); gatewayd's log: " + (gw.log_tail(300).strip()[-200:] or "nothing"))
+                    r["ok"] = True
+                return r
+
             def tailsse(fifo: Path, common=common) -> dict:
                 with bench.server({}, extra=["--journal"], wrapper=ns.enter([])) as server:
                     r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", "/journal?tail=0",
@@ -547,6 +637,7 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
 
             ms = dict(scale=1e-3, digits=2, higher_is_better=False)
             plural = "s" if clients != 1 else ""
+            gatewayd_limits: list[str] = []
             base_name = f"journalctl -f ×{clients} (baseline)"
             ref_name = f"sd_journal {p.journal_poll_us / 1000:g} ms wait ×{clients} (reference)"
             comparison = bench.compare(
@@ -564,10 +655,16 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
                     "a minimal sd_journal follower that calls `sd_journal_next` after every "
                     f"`sd_journal_wait(j, {p.journal_poll_us} µs)` whether or not inotify reported a change "
                     "(and retries an entry whose data is not readable yet a moment after journald linked it). "
-                    "Every follower must get every entry exactly once, in order. The latency includes journald's "
+                    + (f"Peer: systemd-journal-gatewayd in the namespace (under systemd-socket-activate, fresh per "
+                       f"run), {clients} SSE client{plural} on `/entries?follow&SYSLOG_IDENTIFIER=TAG` with "
+                       "`Accept: text/event-stream` (the run's own tag: it starts at the run's first entry); its "
+                       "'server peak RSS' is its RSS at the end of the run. " if have_gatewayd else "")
+                    + "Every follower must get every entry exactly once, in order. The latency includes journald's "
                     "own path (stream socket → mmap'ed journal file), the same for all."),
                 subjects={base_name: lambda f=journalctl_f: measure(f),
                           ref_name: lambda f=reference: measure(f),
+                          **({f"gatewayd ?follow ×{clients} (peer)": lambda f=gatewayd: measure(f)}
+                             if have_gatewayd else {}),
                           "tailsse SSE": lambda f=tailsse: measure(f)},
                 baseline=base_name,
                 primary=Metric("p99_us", "p99", "ms", **ms),
@@ -580,6 +677,7 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
                     Metric("journald_cpu_s", "journald CPU", "s", higher_is_better=False, digits=2),
                     Metric("writer_slip_p99_us", "writer late p99", "ms", **ms),
                     Metric("rss_mib", "server peak RSS", "MiB", higher_is_better=False, digits=1),
+                    *([Metric("delivered_pct", "entries delivered", "%", digits=1)] if have_gatewayd else []),
                 ],
                 targets=[Target("tailsse SSE", "p99_us", 10_000, at_least=False, text="tailsse p99 ≤ 10 ms")],
                 runs=bench.runs(full=p.runs_journal_live, smoke=1),
@@ -593,11 +691,509 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
                     trend = ", ".join(f"{b[0] / 1000:.1f}/{b[1] / 1000:.1f}" for b in median_run["by_second"])
                     comparison.notes.append(f"{subject.name}, run with the median p99, p50/p99 (ms) per second "
                                             f"of writing: {trend}.")
+            for text in gatewayd_limits:
+                comparison.notes.append(f"gatewayd ?follow: {text}")
             comparison.notes.append(
                 "journald (systemd 252) writes each entry into the mmap'ed journal file at once but signals "
                 "inotify followers only from a 250 ms timer (its 'post change' ftruncate of the file), so a "
                 "follower that waits for inotify alone (journalctl -f) sees entries 0–250 ms late (p50 ≈ 125 ms); "
                 "the reference shows what a follower that also looks every few milliseconds gets.")
+
+
+@case("live-1")
+def live_one(bench: Bench, p: argparse.Namespace) -> None:
+    """Latency of new lines to 1 follower: tailsse SSE vs `tail -F` and websocketd (+ tail -F)."""
+    rate, seconds = p.live_rate, p.live1_seconds
+    lines = int(rate * seconds)
+    counter = iter(range(1_000_000))
+
+    def fresh_file() -> Path:
+        path = bench.workdir / f"live1-{next(counter)}.log"
+        path.write_bytes(b"")
+        return path
+
+    common = ["--clients", "1", "--rate", str(rate), "--lines", str(lines), "--timeout", str(seconds + 60)]
+
+    def tail_f() -> dict:
+        path = fresh_file()
+        r = bench.run_sseload("live-exec", "--file", str(path), *common, timeout=seconds + 90,
+                              command=["tail", "-n", "0", "-F", str(path)])
+        r["cpu_s"] = r["child_cpu_s"]
+        path.unlink()
+        return r
+
+    def websocketd() -> dict:
+        path = fresh_file()
+        r = ws_live(bench, path, common, timeout=seconds + 90)
+        path.unlink()
+        return r
+
+    def tailsse() -> dict:
+        path = fresh_file()
+        with bench.server({"live": path}) as server:
+            r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", "/sources/live?tail=0",
+                                  "--file", str(path), *common, timeout=seconds + 90)
+            r["cpu_s"] = server.cpu_since_start()
+            r["rss_mib"] = server.rss_peak_mib()
+            if not server.alive():
+                raise BenchError(f"tailsse exited during the run: {server.log_tail()}")
+        r["shutdown_s"] = server.shutdown_s
+        path.unlink()
+        return r
+
+    ms = dict(scale=1e-3, digits=2, higher_is_better=False)
+    base = "tail -F ×1 (baseline)"
+    comparison = bench.compare(
+        case="live-1",
+        title=f"live latency, 1 follower, {rate:,} lines/s for {seconds:g} s",
+        description=(f"As `live`, with one follower: a SCHED_FIFO writer thread appends {lines:,} lines of ~100 "
+                     f"bytes at {rate:,} lines/s, each carrying its CLOCK_MONOTONIC send time; the follower records "
+                     "receive time − send time for every line (epoll, eager). tailsse: one SSE client on "
+                     "`/sources/NAME?tail=0` (fresh server and file per run). Baseline: one `tail -n 0 -F FILE` "
+                     "whose stdout pipe the same client reads. "
+                     + ("Peer: websocketd running `tail -n 0 -F FILE` for its one WebSocket client (the same "
+                        "client speaks WebSocket). " if p.websocketd else "")
+                     + "Every line exactly once, in order, or the run fails."),
+        subjects={base: tail_f,
+                  **({"websocketd + tail -F (peer)": websocketd} if p.websocketd else {}),
+                  "tailsse SSE": tailsse},
+        baseline=base,
+        primary=Metric("p99_us", "p99", "ms", **ms),
+        metrics=[
+            Metric("p50_us", "p50", "ms", **ms),
+            Metric("p999_us", "p99.9", "ms", **ms),
+            Metric("max_us", "max", "ms", **ms),
+            Metric("cpu_s", "CPU of server/tail", "s", higher_is_better=False, digits=2),
+            Metric("client_cpu_s", "client CPU", "s", higher_is_better=False, digits=2),
+            Metric("writer_slip_p99_us", "writer late p99", "ms", **ms),
+            Metric("rss_mib", "server peak RSS", "MiB", higher_is_better=False, digits=1),
+        ],
+        targets=[Target("tailsse SSE", "p99_us", 2000, at_least=False, text="tailsse p99 ≤ 2 ms (1 client)")],
+        runs=bench.runs(full=p.runs_live, smoke=1),
+        check=ok_check,
+    )
+    shutdown_note(comparison, "tailsse SSE")
+    trend_notes(comparison)
+    websocketd_note(comparison, p)
+
+
+def fanout_metrics() -> list[Metric]:
+    ms = dict(scale=1e-3, digits=1, higher_is_better=False)
+    return [
+        Metric("pss_per_client_kib", "PSS per idle client", "KiB", higher_is_better=False, digits=1),
+        Metric("rss0_mib", "RSS, 0 clients", "MiB", higher_is_better=False, digits=1),
+        Metric("rss_idle_mib", "RSS, N idle clients", "MiB", higher_is_better=False, digits=1),
+        Metric("rss_peak_mib", "RSS peak, lines flowing", "MiB", higher_is_better=False, digits=1),
+        Metric("cores", "CPU while lines flow", "cores", higher_is_better=False, digits=3),
+        Metric("cpu_per_delivery_us", "CPU per delivery", "µs", higher_is_better=False, digits=1),
+        Metric("delivered_pct", "lines delivered", "%", digits=2),
+        Metric("served", "followers with every line", "", digits=0),
+        Metric("p50_us", "p50", "ms", **ms),
+        Metric("p99_us", "p99", "ms", **ms),
+        Metric("connect_s", "connect time", "s", higher_is_better=False, digits=2),
+    ]
+
+
+def peer_check(result: dict) -> str | None:
+    """A peer's run counts when its figures are sound (nothing duplicated or reordered), even when some of
+    its followers failed to connect or got nothing (its own limits: reported as 'followers with every line')."""
+    if "received" not in result:
+        return f"invalid result: {result}"
+    if result.get("duplicates") or result.get("reordered") or result.get("bad"):
+        return ok_check({**result, "ok": False})
+    if result.get("received", 0) == 0:
+        return ok_check({**result, "ok": False})
+    return None
+
+
+def fanout_run(bench: Bench, p: argparse.Namespace, server, path: str, writer_file: Path, clients: int,
+               sse: bool = True, pss: bool = False) -> dict:
+    """One fan-out run against a started server-like object (Server, Gatewayd, Websocketd): memory with 0
+    clients, then `clients` followers connect and sync, idle for a while (memory sampled), then one line
+    every 100 ms reaches them all (latency, delivery, CPU, peak memory)."""
+    rate, seconds, idle = p.fanout_rate, p.fanout_seconds, p.fanout_idle
+    lines = max(1, int(rate * seconds))
+    time.sleep(0.3)
+    figures: dict = {"rss0_kib": server.rss_kib()}
+    if pss:
+        figures["pss0_kib"] = server.pss_kib()
+    marks: dict = {}
+
+    def on_phase(word: str) -> None:
+        if word == "idle":
+            time.sleep(idle * 0.6)
+            marks["rss_idle_kib"] = server.rss_kib()
+            if pss:
+                marks["pss_idle_kib"] = server.pss_kib()
+        elif word == "live":
+            marks["cpu_live0"] = server.cpu_since_start()
+            marks["t_live0"] = time.monotonic()
+
+    many = clients >= 1000
+    args = ["--port", str(server.port), "--path", path, "--file", str(writer_file), "--clients", str(clients),
+            "--rate", str(rate), "--lines", str(lines), "--idle-seconds", str(idle),
+            "--sync-ms", "200" if many else "20", "--sync-timeout", str(p.fanout_sync_timeout),
+            "--src-addrs", str(max(1, -(-clients // 4000))), "--timeout", str(seconds + idle + 240)]
+    sampler = RssSampler(server.rss_kib, 1.0)
+    with sampler:
+        r = bench.run_sseload_phased("live-sse" if sse else "live-ws", *args, on_phase=on_phase,
+                                     timeout=seconds + idle + 300)
+        cpu_end = server.cpu_since_start()
+        t_end = time.monotonic()
+    r.update(figures)
+    r.update({k: v for k, v in marks.items() if k.endswith("_kib")})
+    if "cpu_live0" in marks:
+        r["cpu_s"] = cpu_end - marks["cpu_live0"]
+        r["cores"] = r["cpu_s"] / max(1e-3, t_end - marks["t_live0"])
+        r["cpu_per_delivery_us"] = r["cpu_s"] / max(1, r.get("received", 0)) * 1e6
+    r["rss0_mib"] = r["rss0_kib"] / 1024
+    if "rss_idle_kib" in r:
+        r["rss_idle_mib"] = r["rss_idle_kib"] / 1024
+        r["rss_per_client_kib"] = (r["rss_idle_kib"] - r["rss0_kib"]) / clients
+    if "pss_idle_kib" in r:
+        r["pss_per_client_kib"] = (r["pss_idle_kib"] - r["pss0_kib"]) / clients
+    r["rss_peak_mib"] = max(sampler.values, default=0) / 1024
+    r["delivered_pct"] = 100.0 * r.get("received", 0) / max(1, r.get("expected", 1))
+    r["served"] = clients - r.get("incomplete_clients", clients)
+    if not server.alive():
+        raise BenchError(f"the server exited during the run: {server.log_tail()}")
+    return r
+
+
+def fanout_compare(bench: Bench, p: argparse.Namespace, kind: str, clients: int, subjects: dict, peer: str | None,
+                   description: str) -> None:
+    ts = "tailsse SSE"
+    metrics = fanout_metrics()
+    if peer is None:
+        metrics = [m for m in metrics if m.key != "pss_per_client_kib"]
+    targets = []
+    if clients >= 10_000:
+        targets = [Target(ts, "rss_per_client_kib", 16, at_least=False, text="tailsse ≤ 16 KiB RSS per idle client"),
+                   Target(ts, "delivered_pct", 100, at_least=True, text="every line delivered to every client"),
+                   Target(ts, "p99_us", 100_000, at_least=False, text="tailsse p99 ≤ 100 ms at 10,000 clients")]
+    checks = {name: (ok_check if name == ts else peer_check) for name in subjects}
+    results: dict[str, dict] = {}
+
+    def wrap(name, fn):
+        def run() -> dict:
+            r = fn()
+            problem = checks[name](r)
+            if problem:
+                raise BenchError(problem)
+            return r
+        return run
+
+    comparison = bench.compare(
+        case=f"fanout-{kind}-{clients}",
+        title=f"fan-out, {clients:,} clients of a {kind}, one line every {1000 / p.fanout_rate:g} ms",
+        description=description,
+        subjects={name: wrap(name, fn) for name, fn in subjects.items()},
+        baseline=peer or ts,
+        primary=Metric("rss_per_client_kib", "RSS per idle client", "KiB", higher_is_better=False, digits=1),
+        metrics=metrics,
+        targets=targets,
+        runs=bench.runs(full=p.runs_fanout, smoke=1),
+    )
+    del results
+    for s in comparison.subjects:
+        for r in s.runs:
+            if r.get("failed_clients") or r.get("incomplete_clients"):
+                why = r.get("why", "")
+                err = (r.get("stderr") or "").splitlines()
+                comparison.notes.append(
+                    f"{s.name}: {r.get('failed_clients', 0)} of {clients} followers failed to connect or ended "
+                    f"before the first line, {r.get('incomplete_clients', 0)} did not get every line ({why}"
+                    f"{'; ' + err[0][:160] if err else ''}).")
+        for r in s.runs:
+            if r.get("log_hint"):
+                comparison.notes.append(f"{s.name}: {r['log_hint']}")
+                break
+    trend_notes(comparison, suffix="")
+
+
+FANOUT_TEXT = ("Memory: the server's RSS (VmRSS; for websocketd the sum over its process tree) after it is ready "
+               "with no client, and again with N clients connected, each past its response head and a few `##sync` "
+               "lines, then idle for {idle:g} s (sampled {idle_at:.1f} s into the idle time); 'RSS per idle client' "
+               "= (RSS with N − RSS with 0) / N, PSS likewise where a process tree shares pages. Then one line "
+               "every {period:g} ms for {seconds:g} s ({lines} lines, from sseload's SCHED_FIFO writer, each "
+               "carrying its send time) must reach every client exactly once, in order; CPU is the server's "
+               "while the lines flow, 'CPU per delivery' that CPU over lines × clients; latency is receive − send "
+               "over all lines × clients (epoll, eager). Client sockets are bound round-robin to 127.0.0.2…; "
+               "the client's and every server's RLIMIT_NOFILE is raised to 65,536 by the harness; inotify "
+               "limits are left at the defaults (max_user_instances {inst}).")
+
+
+def inotify_instances() -> str:
+    try:
+        return Path("/proc/sys/fs/inotify/max_user_instances").read_text().strip()
+    except OSError:
+        return "?"
+
+
+@case("fanout-file")
+def fanout_file(bench: Bench, p: argparse.Namespace) -> None:
+    """Clients one tailsse holds on a file (memory per idle client, CPU, delivery) vs websocketd + tail -F."""
+    counter = iter(range(1_000_000))
+    lines = int(p.fanout_rate * p.fanout_seconds)
+    text = FANOUT_TEXT.format(idle=p.fanout_idle, idle_at=p.fanout_idle * 0.6, period=1000 / p.fanout_rate,
+                              seconds=p.fanout_seconds, lines=lines, inst=inotify_instances())
+
+    for clients in p.fanout_clients:
+        def tailsse(clients=clients) -> dict:
+            path = bench.workdir / f"fanout-{next(counter)}.log"
+            path.write_bytes(b"")
+            with bench.server({"fan": path}) as server:
+                r = fanout_run(bench, p, server, "/sources/fan?tail=0", path, clients)
+            r["shutdown_s"] = server.shutdown_s
+            path.unlink()
+            return r
+
+        def websocketd(clients=clients) -> dict:
+            path = bench.workdir / f"fanout-{next(counter)}.log"
+            path.write_bytes(b"")
+            with Websocketd(["tail", "-n", "0", "-F", str(path)], bench.workdir) as wsd:
+                r = fanout_run(bench, p, wsd, "/", path, clients, sse=False, pss=True)
+                log = wsd.log_path.read_text(errors="replace")
+            polling = log.count("reverting to polling")
+            if polling:
+                r["log_hint"] = (f"{polling} of its `tail -F` children reported 'inotify resources exhausted; "
+                                 "reverting to polling' (they look once a second).")
+            path.unlink()
+            return r
+
+        peer = "websocketd + tail -F (peer)" if p.websocketd and clients in p.fanout_peer_clients else None
+        subjects = {**({peer: websocketd} if peer else {}), "tailsse SSE": tailsse}
+        fanout_compare(bench, p, "file", clients, subjects, peer,
+                       f"tailsse: {clients:,} SSE clients on `/sources/NAME?tail=0` of one file (fresh server and "
+                       "file per run)." + (f" Peer: websocketd running `tail -n 0 -F FILE` per WebSocket client "
+                                           f"({clients:,} clients, so {clients:,} `tail` processes)." if peer else "")
+                       + " " + text)
+
+
+@case("fanout-journal")
+def fanout_journal(bench: Bench, p: argparse.Namespace) -> None:
+    """Clients one tailsse holds on the journal (real journald) vs systemd-journal-gatewayd ?follow."""
+    need_tools("systemd-cat", "unshare", "nsenter", "/lib/systemd/systemd-journald", Gatewayd.BINARY,
+               "systemd-socket-activate")
+    journal_namespace_possible()
+    counter = iter(range(1_000_000))
+    lines = int(p.fanout_rate * p.fanout_seconds)
+    text = FANOUT_TEXT.format(idle=p.fanout_idle, idle_at=p.fanout_idle * 0.6, period=1000 / p.fanout_rate,
+                              seconds=p.fanout_seconds, lines=lines, inst=inotify_instances())
+    with JournalNamespace(bench.workdir) as ns:
+        bench.log(f"fanout-journal: journald pid {ns.journald_pid} in a private mount namespace ({ns.dir})")
+
+        def with_producer(fn) -> dict:
+            n = next(counter)
+            fifo = bench.workdir / f"fanout-journal-{n}.fifo"
+            tag = f"tailsse-fan-{n}"
+            journald0 = ns.journald_cpu()
+            with JournalProducer(ns, fifo, tag=tag) as producer:
+                r = fn(fifo, tag)
+            r["aux_cpu_s"] = ns.journald_cpu() - journald0 + producer.cpu_s
+            if ns.proc and ns.proc.poll() is not None:
+                raise BenchError("journald exited during the run")
+            return r
+
+        for clients in p.fanout_clients:
+            def tailsse(fifo: Path, tag: str, clients=clients) -> dict:
+                with bench.server({}, extra=["--journal"], wrapper=ns.enter([])) as server:
+                    r = fanout_run(bench, p, server, "/journal?tail=0", fifo, clients)
+                r["shutdown_s"] = server.shutdown_s
+                return r
+
+            def gatewayd(fifo: Path, tag: str, clients=clients) -> dict:
+                with Gatewayd(None, bench.workdir, wrapper=ns.enter([])) as gw:
+                    r = fanout_run(bench, p, gw, f"/entries?follow&SYSLOG_IDENTIFIER={tag}", fifo, clients)
+                    log = gw.log_tail(2000)
+                hint = [line for line in log.splitlines() if line.strip()]
+                if hint and (r.get("failed_clients") or r.get("incomplete_clients")):
+                    r["log_hint"] = f"gatewayd's log: {hint[-1][:200]}"
+                return r
+
+            # (In the smoke run gatewayd is left out here: journal-live's smoke run has it already.)
+            peer = "gatewayd ?follow (peer)" if clients in p.fanout_peer_clients and not bench.smoke else None
+            subjects = {**({peer: lambda f=gatewayd: with_producer(f)} if peer else {}),
+                        "tailsse SSE": lambda f=tailsse: with_producer(f)}
+            fanout_compare(bench, p, "journal", clients, subjects, peer,
+                           "A real journald (standalone, private mount namespace, as in journal-live); the lines "
+                           "reach it through one `systemd-cat` per run. tailsse (`--journal`, in the namespace, fresh "
+                           f"per run): {clients:,} SSE clients on `/journal?tail=0`."
+                           + (f" Peer: systemd-journal-gatewayd (in the namespace, under systemd-socket-activate, "
+                              f"fresh per run): {clients:,} clients of `/entries?follow&SYSLOG_IDENTIFIER=TAG` with "
+                              "`Accept: text/event-stream` (the run's own tag, so it starts at the run's first "
+                              "entry)." if peer else "")
+                           + " journald and systemd-cat CPU are excluded from 'other load'. " + text)
+
+
+@case("slow")
+def slow_clients(bench: Bench, p: argparse.Namespace) -> None:
+    """100 clients reading 1 KiB/s while 10,000 lines/s arrive: server memory over time, fast clients' latency."""
+    rate, seconds, slow, eager = p.slow_rate, p.slow_seconds, p.slow_clients, p.slow_eager
+    lines = int(rate * seconds)
+    counter = iter(range(1_000_000))
+
+    def run(with_slow: bool) -> dict:
+        path = bench.workdir / f"slow-{next(counter)}.log"
+        path.write_bytes(b"")
+        with bench.server({"slow": path}) as server:
+            sampler = RssSampler(server.rss_kib, 1.0)
+            with sampler:
+                r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", "/sources/slow?tail=0",
+                                      "--file", str(path), "--clients", str(eager), "--rate", str(rate),
+                                      "--lines", str(lines), "--timeout", str(seconds + 120),
+                                      *(["--slow", str(slow), "--slow-bps", "1024"] if with_slow else []),
+                                      timeout=seconds + 180)
+            r["cpu_s"] = server.cpu_since_start()
+            if not server.alive():
+                raise BenchError(f"tailsse exited during the run: {server.log_tail()}")
+        r["shutdown_s"] = server.shutdown_s
+        curve = [v / 1024 for v in sampler.values]
+        r["rss_curve_mib"] = curve
+        r["rss_start_mib"] = curve[0] if curve else -1
+        r["rss_max_mib"] = max(curve, default=-1)
+        r["rss_end_mib"] = curve[-1] if curve else -1
+        r["log_size"] = path.stat().st_size
+        if with_slow:
+            r["slow_kib_per_s"] = r["slow_bytes"] / max(1, slow) / max(1e-3, r["write_seconds"]) / 1024
+        path.unlink()
+        return r
+
+    ms = dict(scale=1e-3, digits=2, higher_is_better=False)
+    fast_only = f"tailsse, {eager} eager clients only (baseline)"
+    mixed = f"tailsse, {eager} eager + {slow} slow clients"
+    subjects = {mixed: lambda: run(True)}
+    if not bench.smoke:
+        subjects = {fast_only: lambda: run(False), **subjects}
+    comparison = bench.compare(
+        case="slow",
+        title=f"{slow} slow clients (1 KiB/s each) and {eager} eager ones, {rate:,} lines/s for {seconds:g} s",
+        description=(
+            f"A SCHED_FIFO writer appends {lines:,} lines of ~100 bytes at {rate:,} lines/s to a fresh file (fresh "
+            f"server per run). {eager} eager SSE clients on `/sources/NAME?tail=0` record the latency of every line "
+            f"(epoll, eager) and must get every line exactly once, in order; {slow} more clients read only 1 KiB/s "
+            "each (102 bytes every 100 ms, kernel-default socket buffers): they cannot keep up (the log grows at "
+            f"~{rate * 100 / 1e6:.1f} MB/s), so the server must fall back to reading the file at each one's "
+            "position instead of buffering; their events are checked for order and duplicates, and whether the "
+            "server closed them. The server's RSS is sampled every second. Baseline (full runs): the same without "
+            "the slow clients."),
+        subjects=subjects,
+        baseline=fast_only if fast_only in subjects else mixed,
+        primary=Metric("p99_us", "eager p99", "ms", **ms),
+        metrics=[
+            Metric("p50_us", "eager p50", "ms", **ms),
+            Metric("p999_us", "eager p99.9", "ms", **ms),
+            Metric("rss_start_mib", "RSS at start", "MiB", higher_is_better=False, digits=1),
+            Metric("rss_max_mib", "RSS max", "MiB", higher_is_better=False, digits=1),
+            Metric("rss_end_mib", "RSS at end", "MiB", higher_is_better=False, digits=1),
+            Metric("cpu_s", "server CPU", "s", higher_is_better=False, digits=2),
+            Metric("slow_closed", "slow clients closed by the server", "", higher_is_better=False),
+            Metric("slow_got_min", "lines per slow client, min", ""),
+            Metric("slow_kib_per_s", "slow client read rate", "KiB/s", digits=2),
+            Metric("writer_slip_p99_us", "writer late p99", "ms", **ms),
+        ],
+        targets=[Target(mixed, "p99_us", 5000, at_least=False, text=f"eager clients' p99 ≤ 5 ms beside {slow} slow ones")]
+        + ([Target(mixed, "p99_us", 2.0, at_least=False, relative_to=fast_only,
+                   text="eager clients' p99 with slow ones ≤ 2× without")] if fast_only in subjects else []),
+        runs=bench.runs(full=p.runs_slow, smoke=1),
+        check=ok_check,
+    )
+    shutdown_note(comparison, mixed)
+    for s in comparison.subjects:
+        for r in s.runs[:1]:
+            curve = r.get("rss_curve_mib") or []
+            if curve:
+                comparison.notes.append(
+                    f"{s.name}: server RSS (MiB) every second, first run: " + " ".join(f"{v:.0f}" for v in curve)
+                    + f" (log file at the end: {r['log_size'] / 1e6:.0f} MB).")
+    trend_notes(comparison, suffix="")
+
+
+@case("footprint")
+def footprint(bench: Bench, p: argparse.Namespace) -> None:
+    """Idle RSS, start-to-ready time and binary size of tailsse, beside gatewayd and websocketd."""
+    path = bench.workdir / "footprint.log"
+    write_log_file(path, 1000)
+    idle = 0.3 if bench.smoke else 1.0
+
+    def tailsse() -> dict:
+        with bench.server({"app": path}) as server:
+            r = {"ready_ms": (server.t_healthy - server.t_start) * 1000,
+                 "listening_ms": (server.t_listening - server.t_start) * 1000}
+            time.sleep(idle)
+            r["idle_rss_mib"] = server.rss_kib() / 1024
+            r["cpu_s"] = server.cpu_seconds()
+            r["threads"] = len(os.listdir(f"/proc/{server.proc.pid}/task"))
+        return r
+
+    def gatewayd(directory: Path) -> dict:
+        with Gatewayd(directory, bench.workdir) as gw:
+            r = {"ready_ms": (gw.t_healthy - gw.t_start) * 1000}
+            time.sleep(idle)
+            r["idle_rss_mib"] = gw.rss_kib() / 1024
+            r["threads"] = len(os.listdir(f"/proc/{gw.proc.pid}/task"))
+        return r
+
+    def websocketd() -> dict:
+        with Websocketd(["tail", "-n", "0", "-F", str(path)], bench.workdir) as wsd:
+            r = {"ready_ms": (wsd.t_healthy - wsd.t_start) * 1000}
+            time.sleep(idle)
+            r["idle_rss_mib"] = wsd.rss_kib() / 1024
+            r["threads"] = len(os.listdir(f"/proc/{wsd.proc.pid}/task"))
+        return r
+
+    subjects: dict = {}
+    have_gw = all(os.access(t, os.X_OK) for t in (Gatewayd.BINARY, JOURNAL_REMOTE)) and shutil.which("systemd-socket-activate")
+    if have_gw:
+        directory = bench.workdir / "footprint-journal"
+        write_journal(directory, 100)
+        subjects["gatewayd (peer)"] = lambda: gatewayd(directory)
+    if p.websocketd:
+        subjects["websocketd (peer)"] = websocketd
+    subjects["tailsse"] = tailsse
+    comparison = bench.compare(
+        case="footprint",
+        title="footprint: idle memory, start-to-ready time, binary",
+        description=("tailsse with one file source (`--file app=FILE`, 1,000 lines): 'ready' is process start "
+                     "(Popen) to the first `200` from `GET /healthz` (polled every 2 ms); 'listening' to its "
+                     f"`tailsse: listening on` line; idle RSS {idle:g} s after ready, no client. gatewayd: "
+                     "`systemd-socket-activate` + `systemd-journal-gatewayd -D DIR` (a 100-entry journal), ready at "
+                     "the first `200` from `/machine`. websocketd running `tail -n 0 -F FILE` per client: ready when "
+                     "its port accepts a connection; no client (so no `tail` yet)."),
+        subjects=subjects,
+        baseline=next(iter(subjects)),
+        primary=Metric("idle_rss_mib", "idle RSS", "MiB", higher_is_better=False, digits=1),
+        metrics=[
+            Metric("ready_ms", "start to ready", "ms", higher_is_better=False, digits=1),
+            Metric("listening_ms", "start to 'listening on'", "ms", higher_is_better=False, digits=1),
+            Metric("cpu_s", f"CPU to ready + {idle:g} s", "s", higher_is_better=False, digits=2),
+            Metric("threads", "threads", "", higher_is_better=False),
+        ],
+        runs=bench.runs(full=p.runs_footprint, smoke=1),
+    )
+    binary = Path(bench.binary).resolve()
+    size = binary.stat().st_size
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout
+    libs = []
+    for line in ldd.splitlines():
+        parts = line.split("=>")
+        if len(parts) == 2 and "/swift/" in parts[1]:
+            lib = parts[1].split("(")[0].strip()
+            try:
+                libs.append((Path(lib).name, Path(lib).stat().st_size))
+            except OSError:
+                pass
+    stripped = "stripped" if "not stripped" not in subprocess.run(["file", "-L", str(binary)], capture_output=True,
+                                                                   text=True).stdout else "not stripped"
+    comparison.notes.append(
+        f"Binary `{Path(bench.binary).as_posix()}`: {size / 2**20:.1f} MiB ({size:,} bytes, {stripped}); it links "
+        f"the Swift runtime dynamically: {len(libs)} libraries from the toolchain "
+        f"({', '.join(n for n, _ in libs)}; {sum(z for _, z in libs) / 2**20:.1f} MiB together), which a machine "
+        "without the Swift toolchain needs installed beside it (or a `-static-stdlib` build).")
+    comparison.notes.append(f"The harness starts every server with RLIMIT_NOFILE raised to 65,536 where it may (else "
+                            f"its soft limit raised to the hard one); the harness's own limit here: {resource_nofile()}. "
+                            "Under systemd a service gets a soft limit of 1,024 unless its unit sets LimitNOFILE=, "
+                            "and tailsse does not raise its own soft limit.")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -643,6 +1239,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="sd_journal_wait timeout of the journal-live reference follower, µs (default 1000)")
     ap.add_argument("--journal-live-seconds", type=float,
                     help="seconds of writing in the journal-live case (default 10; smoke 2); rate: --live-rate")
+    ap.add_argument("--live1-seconds", type=float, help="seconds of writing in the live-1 case (default 10; smoke 1)")
+    ap.add_argument("--no-websocketd", dest="websocketd", action="store_false", default=None,
+                    help="leave out the websocketd peer (it is left out with --smoke, and where it is not installed)")
+    ap.add_argument("--fanout-clients", help="client counts of the fan-out cases (default 100,1000,10000; smoke 20)")
+    ap.add_argument("--fanout-peer-clients", help="client counts at which the fan-out peers run (default 100,1000; smoke 20)")
+    ap.add_argument("--fanout-seconds", type=float, help="seconds of lines in the fan-out cases (default 20; smoke 1)")
+    ap.add_argument("--fanout-idle", type=float, help="seconds all fan-out clients stay idle before the lines "
+                                                       "(memory is sampled then; default 4; smoke 1)")
+    ap.add_argument("--fanout-rate", type=float, default=10, help="lines/s in the fan-out cases (default 10: one every 100 ms)")
+    ap.add_argument("--fanout-sync-timeout", type=float, default=120,
+                    help="seconds the fan-out clients may take to connect and see a first line (default 120)")
+    ap.add_argument("--slow-seconds", type=float, help="seconds of lines in the slow case (default 60; smoke 2)")
+    ap.add_argument("--slow-rate", type=int, default=10_000, help="lines/s in the slow case (default 10,000)")
+    ap.add_argument("--slow-clients", type=int, help="clients reading 1 KiB/s in the slow case (default 100; smoke 20)")
+    ap.add_argument("--slow-eager", type=int, default=10, help="eager clients in the slow case (default 10)")
     p = ap.parse_args(argv)
     if p.list:
         for name, fn in CASES.items():
@@ -661,6 +1272,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.runs_live = 5
     p.runs_journal_replay = 3  # gatewayd needs ~10 s per run for 200,000 entries here
     p.runs_journal_live = 3
+    p.live1_seconds = p.live1_seconds or (1.0 if p.smoke else 10.0)
+    if p.websocketd is None:
+        p.websocketd = not p.smoke
+    p.websocketd = bool(p.websocketd and shutil.which("websocketd"))
+    p.fanout_clients = [int(c) for c in (p.fanout_clients or ("20" if p.smoke else "100,1000,10000")).split(",") if c]
+    p.fanout_peer_clients = [int(c) for c in (p.fanout_peer_clients or ("20" if p.smoke else "100,1000")).split(",") if c]
+    p.fanout_seconds = p.fanout_seconds or (1.0 if p.smoke else 20.0)
+    p.fanout_idle = p.fanout_idle or (1.0 if p.smoke else 4.0)
+    p.slow_seconds = p.slow_seconds or (2.0 if p.smoke else 60.0)
+    p.slow_clients = p.slow_clients or (20 if p.smoke else 100)
+    p.runs_fanout = 1    # ~30 s per run and subject at 10,000 clients
+    p.runs_slow = 1      # a minute per run and subject
+    p.runs_footprint = 5
     if p.append is None:
         p.append = not p.smoke
     return p
@@ -672,6 +1296,7 @@ def main(argv: list[str]) -> int:
     if not binary or not os.access(binary, os.X_OK):
         print("bench: set TAILSSE_BIN to the tailsse binary (make bench builds the release one)", file=sys.stderr)
         return 2
+    binary = os.path.abspath(binary)  # servers may start in another mount namespace (nsenter)
     for tool in ("gcc", "tail"):
         if not shutil.which(tool):
             print(f"bench: {tool} is needed (make bench installs it)", file=sys.stderr)
