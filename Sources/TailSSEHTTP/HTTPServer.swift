@@ -38,7 +38,7 @@ struct HTTPServer: Service, CustomStringConvertible {
         let childChannel = HTTP1Channel(responder: responder)
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: eventLoops)
-            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .serverChannelInitializer { channel in

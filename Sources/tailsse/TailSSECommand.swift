@@ -79,6 +79,7 @@ struct TailSSECommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "tailsse")
+        Self.raiseOpenFileLimit(logger: logger)
         let sockets = try ListenSockets.inherited()
         let watcher = try FileWatchService(logger: logger)
         let catalog = SourceCatalog(watcher: watcher, logger: logger)
@@ -120,5 +121,17 @@ struct TailSSECommand: AsyncParsableCommand {
             if access(installed + "/index.html", R_OK) == 0 { return installed }
         }
         return access("static/index.html", R_OK) == 0 ? "static" : nil
+    }
+
+    /// Every client is a socket: raise the soft limit on open files to the hard limit (systemd's
+    /// default soft limit of 1,024 would cap tailsse near a thousand clients).
+    private static func raiseOpenFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let previous = limit.rlim_cur
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            logger.warning("cannot raise the open-file limit", metadata: ["soft": "\(previous)", "hard": "\(limit.rlim_max)"])
+        }
     }
 }
