@@ -10,13 +10,16 @@ public struct LogRecord<Position: Hashable & Sendable>: Sendable {
     public var sequence: UInt64
     public var from: Position
     public var to: Position
-    public var event: StreamEvent?
+    public let event: StreamEvent?
+    /// The event's encoded forms, shared by the clients that send it.
+    public let encoded: EncodedForms?
 
     public init(sequence: UInt64 = 0, from: Position, to: Position, event: StreamEvent?) {
         self.sequence = sequence
         self.from = from
         self.to = to
         self.event = event
+        self.encoded = event == nil ? nil : EncodedForms()
     }
 }
 

@@ -65,7 +65,7 @@ final class FileEventStream: EventStream {
             if let sequence {
                 switch source.log.read(after: sequence) {
                 case .records(let records):
-                    for record in records { if let event = record.event { encoder.encode(event, into: &buffer) } }
+                    for record in records { encoder.encode(record, into: &buffer) }
                     let last = records[records.count - 1]
                     state.withLock { $0.position = last.to; $0.sequence = last.sequence }
                     if buffer.readableBytes > 0 { return .events }

@@ -44,8 +44,12 @@ final class OpenFile: Sendable {
     }
 
     /// Reads up to `count` bytes at `offset` into `buffer` (resized to what was read).
-    func read(at offset: Int64, count: Int, into buffer: inout [UInt8]) throws(SystemError) {
+    ///
+    /// Only the bytes the file holds now are asked for (a live file grows by a line at a time, and
+    /// the buffer is zero-filled before `pread`); a file that grows meanwhile is read on next time.
+    func read(at offset: Int64, count wanted: Int, into buffer: inout [UInt8]) throws(SystemError) {
         buffer.removeAll(keepingCapacity: true)
+        let count = Int(max(0, min(Int64(wanted), try size() - offset)))
         guard count > 0 else { return }
         var filled = 0
         var failure: Int32 = 0

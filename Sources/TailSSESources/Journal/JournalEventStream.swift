@@ -65,7 +65,7 @@ final class JournalEventStream: EventStream {
                     for record in records {
                         guard let event = record.event else { continue }
                         if let entry = event.entry, !filter.isEmpty, !filter.matches(entry.fields) { continue }
-                        encoder.encode(event, into: &buffer)
+                        encoder.encode(record, into: &buffer)
                     }
                     let last = records[records.count - 1]
                     state.withLock { $0.position = last.to; $0.sequence = last.sequence }
