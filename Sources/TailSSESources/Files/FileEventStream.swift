@@ -10,15 +10,7 @@ import TailSSECore
 final class FileEventStream: EventStream {
     private let source: FileSource
     private let encoder: EventEncoder
-    private let token: EventLog<FilePosition>.WaitToken
-    private let state: Mutex<State>
-
-    private struct State {
-        var position: FilePosition
-        var sequence: UInt64?
-        var pending: [StreamEvent]
-        var stopped = false
-    }
+    private let cursor: SharedLogCursor<FilePosition>
 
     /// Bytes read from the file per catch-up step.
     private var readSize: Int { max(256 << 10, 2 * source.maxLineBytes + 2) }
@@ -26,78 +18,31 @@ final class FileEventStream: EventStream {
     init(source: FileSource, encoder: EventEncoder, start: FilePosition, pending: StreamEvent?) {
         self.source = source
         self.encoder = encoder
-        self.token = source.log.makeWaitToken()
-        self.state = Mutex(State(position: start, pending: pending.map { [$0] } ?? []))
+        self.cursor = SharedLogCursor(log: source.log, start: start, pending: pending.map { [$0] } ?? [])
     }
 
-    deinit {
-        source.log.releaseWaitToken(token)
-        source.streamEnded()
-    }
+    deinit { source.streamEnded() }
 
-    func stop() {
-        state.withLock { $0.stopped = true }
-        source.log.interrupt(token)
-    }
+    func stop() { cursor.stop() }
 
     func currentID() async -> String? {
-        let position = state.withLock { $0.position }
+        let position = cursor.position
         return await runBlocking { [source] in source.eventID(at: position) } ?? nil
     }
 
     func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
         while true {
-            let (position, sequence, pending, stopped) = state.withLock { state in
-                defer { state.pending.removeAll() }
-                return (state.position, state.sequence, state.pending, state.stopped)
-            }
-            if stopped { return .finished }
-            if !pending.isEmpty {
-                for event in pending { encoder.encode(event, into: &buffer) }
-                return .events
-            }
-            if source.log.isClosed {
-                state.withLock { $0.stopped = true }
-                guard let finalEvent = source.log.finalEvent else { return .finished }
-                encoder.encode(finalEvent, into: &buffer)
-                return .events
-            }
-            if let sequence {
-                switch source.log.read(after: sequence) {
-                case .records(let records):
-                    for record in records { encoder.encode(record, into: &buffer) }
-                    let last = records[records.count - 1]
-                    state.withLock { $0.position = last.to; $0.sequence = last.sequence }
+            switch await cursor.next(encoder: encoder, into: &buffer) {
+            case .done(let step):
+                return step
+            case .behind(let position, let observed):
+                switch await catchUp(from: position, into: &buffer) {
+                case .progressed:
                     if buffer.readableBytes > 0 { return .events }
-                    continue
-                case .upToDate:
-                    if let step = await waitStep(after: sequence) { return step }
-                    continue
-                case .evicted:
-                    state.withLock { $0.sequence = nil }
-                    continue
+                case .waitForFollower:
+                    if let step = await cursor.wait(after: observed) { return step }
                 }
             }
-            let observed = source.log.lastSequence
-            if let located = source.log.locate(position) {
-                state.withLock { $0.sequence = located }
-                continue
-            }
-            switch await catchUp(from: position, into: &buffer) {
-            case .progressed:
-                if buffer.readableBytes > 0 { return .events }
-            case .waitForFollower:
-                if let step = await waitStep(after: observed) { return step }
-            }
-        }
-    }
-
-    private func waitStep(after sequence: UInt64) async -> StreamStep? {
-        switch await source.log.wait(after: sequence, token: token) {
-        case .appended: return nil
-        case .tick: return .idle
-        case .interrupted: return .finished
-        case .closed: return nil
         }
     }
 
@@ -155,7 +100,7 @@ final class FileEventStream: EventStream {
 
     private func move(to target: FilePosition, emitting event: StreamEvent?, into buffer: inout ByteBuffer) {
         if let event { encoder.encode(event, into: &buffer) }
-        state.withLock { $0.position = target; $0.sequence = nil }
+        cursor.move(to: target)
     }
 
     /// Reads lines from `position` up to `limit` (a line boundary of the follower, or a sealed end,
@@ -193,7 +138,7 @@ final class FileEventStream: EventStream {
             var output = output
             buffer.writeBuffer(&output)
         }
-        state.withLock { $0.position = FilePosition(generation: position.generation, offset: reached); $0.sequence = nil }
+        cursor.move(to: FilePosition(generation: position.generation, offset: reached))
         return .progressed
     }
 }

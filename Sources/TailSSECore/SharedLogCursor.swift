@@ -1,0 +1,105 @@
+public import NIOCore
+import Synchronization
+
+/// One client's place in a source's shared ``EventLog``: the part of every ``EventStream`` that
+/// serves events from the log, waits for new ones, and ends the stream when the log closes.
+///
+/// When the log does not hold the client's position (a backlog, a resume, a slow client), ``next(encoder:into:accept:)``
+/// says so and the stream reads the source itself, then moves the cursor with ``move(to:)``.
+public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
+    /// What ``next(encoder:into:accept:)`` came to.
+    public enum Step: Sendable {
+        /// The stream's next step.
+        case done(StreamStep)
+        /// The log does not hold `position`: read the source from there. `observed` is the log's
+        /// newest sequence before the log was searched, to wait after when the source has nothing new.
+        case behind(position: Position, observed: UInt64)
+    }
+
+    private struct State {
+        var position: Position
+        var sequence: UInt64?
+        var pending: [StreamEvent]
+        var stopped = false
+    }
+
+    private let log: EventLog<Position>
+    private let token: EventLog<Position>.WaitToken
+    private let state: Mutex<State>
+
+    /// - Parameter pending: events to send first (e.g. a `reset`).
+    public init(log: EventLog<Position>, start: Position, pending: [StreamEvent] = []) {
+        self.log = log
+        self.token = log.makeWaitToken()
+        self.state = Mutex(State(position: start, pending: pending))
+    }
+
+    deinit { log.releaseWaitToken(token) }
+
+    /// Where the client stands: every event up to here was sent.
+    public var position: Position { state.withLock { $0.position } }
+
+    /// Moves the client to a position found by reading the source.
+    public func move(to position: Position) {
+        state.withLock { $0.position = position; $0.sequence = nil }
+    }
+
+    /// Makes a pending or future ``next(encoder:into:accept:)`` finish; callable from any task.
+    public func stop() {
+        state.withLock { $0.stopped = true }
+        log.interrupt(token)
+    }
+
+    /// Serves events from the log until there is something to send, time passed, the stream is
+    /// over, or the log does not hold the position.
+    ///
+    /// - Parameter accept: whether the client wants an event of the log (e.g. its filter).
+    public func next(encoder: EventEncoder, into buffer: inout ByteBuffer, accept: (StreamEvent) -> Bool = { _ in true }) async -> Step {
+        while true {
+            let (position, sequence, pending, stopped) = state.withLock { state in
+                defer { state.pending.removeAll() }
+                return (state.position, state.sequence, state.pending, state.stopped)
+            }
+            if stopped { return .done(.finished) }
+            if !pending.isEmpty {
+                for event in pending { encoder.encode(event, into: &buffer) }
+                return .done(.events)
+            }
+            if log.isClosed {
+                state.withLock { $0.stopped = true }
+                guard let finalEvent = log.finalEvent else { return .done(.finished) }
+                encoder.encode(finalEvent, into: &buffer)
+                return .done(.events)
+            }
+            if let sequence {
+                switch log.read(after: sequence) {
+                case .records(let records):
+                    for record in records {
+                        if let event = record.event, accept(event) { encoder.encode(record, into: &buffer) }
+                    }
+                    let last = records[records.count - 1]
+                    state.withLock { $0.position = last.to; $0.sequence = last.sequence }
+                    if buffer.readableBytes > 0 { return .done(.events) }
+                case .upToDate:
+                    if let step = await wait(after: sequence) { return .done(step) }
+                case .evicted:
+                    state.withLock { $0.sequence = nil }
+                }
+                continue
+            }
+            let observed = log.lastSequence
+            guard let located = log.locate(position) else { return .behind(position: position, observed: observed) }
+            state.withLock { $0.sequence = located }
+        }
+    }
+
+    /// Waits for a record after `sequence`: `nil` when one came (or the log closed; the next call
+    /// of ``next(encoder:into:accept:)`` ends the stream), else the step to return.
+    public func wait(after sequence: UInt64) async -> StreamStep? {
+        switch await log.wait(after: sequence, token: token) {
+        case .appended, .closed: nil
+        case .tick: .idle
+        case .interrupted: .finished
+        }
+    }
+}
