@@ -74,3 +74,18 @@ public protocol LogSource: Sendable {
     /// Wakes every idle client so it can send heartbeats and check deadlines.
     func tick()
 }
+
+/// The rule for source names: `[A-Za-z0-9._-]{1,64}`.
+public enum SourceName {
+    public static func isValid(_ name: some Collection<UInt8>) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                true
+            default:
+                false
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Logging
+import TailSSECore
 
 /// tailsse's settings, resolved from the command line over the configuration file over defaults.
 ///
@@ -117,7 +118,7 @@ struct Settings: Sendable, Equatable {
         guard let equals = given.value.firstIndex(of: "=") else { throw given.problem("must be NAME=PATH, got '\(given.value.prefix(80))'") }
         let name = String(given.value[..<equals])
         let path = String(given.value[given.value.index(after: equals)...])
-        guard isValidSourceName(name) else { throw given.problem("source name '\(name.prefix(80))' must be 1-64 characters of A-Z a-z 0-9 . _ -") }
+        guard SourceName.isValid(name.utf8) else { throw given.problem("source name '\(name.prefix(80))' must be 1-64 characters of A-Z a-z 0-9 . _ -") }
         guard !path.isEmpty, !path.hasSuffix("/") else { throw given.problem("\(name)= needs the path of a file") }
         return FileSpec(name: name, path: absolute(path, in: given.directory))
     }
@@ -153,18 +154,6 @@ struct Settings: Sendable, Equatable {
             throw given.problem("must be between \(range.lowerBound) and \(Int(range.upperBound)) seconds")
         }
         return value
-    }
-
-    static func isValidSourceName(_ name: String) -> Bool {
-        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                true
-            default:
-                false
-            }
-        }
     }
 
     private static func absolute(_ path: String, in directory: String) -> String {

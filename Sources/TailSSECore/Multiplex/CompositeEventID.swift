@@ -66,25 +66,12 @@ public struct CompositeEventID: Equatable, Sendable, CustomStringConvertible {
         for item in bytes.dropFirst(3).split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) where bytes.count > 2 {
             guard let equals = item.firstIndex(of: UInt8(ascii: "=")) else { throw .malformed }
             let name = item[item.startIndex..<equals]
-            guard Self.isSourceName(name), let id = Self.unescape(item[(equals + 1)...]), !id.isEmpty else { throw .malformed }
+            guard SourceName.isValid(name), let id = Self.unescape(item[(equals + 1)...]), !id.isEmpty else { throw .malformed }
             let source = String(decoding: name, as: UTF8.self)
             guard !parts.contains(where: { $0.source == source }) else { throw .malformed }
             parts.append(Part(source: source, id: String(decoding: id, as: UTF8.self)))
         }
         self.parts = parts
-    }
-
-    /// `true` for a valid source name: `[A-Za-z0-9._-]{1,64}`.
-    public static func isSourceName(_ name: some Collection<UInt8>) -> Bool {
-        (1...64).contains(name.count) && name.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                true
-            default:
-                false
-            }
-        }
     }
 
     /// `true` for a byte written as it is inside a part.
