@@ -8,15 +8,56 @@ import TailSSECore
 /// writer — the only way to end a write that a client never reads.
 final class ConnectionGuard: Sendable {
     private let stream: any EventStream
+    /// Who reads what on this connection.
+    let audit: StreamAudit
 
-    init(stream: any EventStream) { self.stream = stream }
+    init(stream: any EventStream, audit: StreamAudit) {
+        self.stream = stream
+        self.audit = audit
+    }
 
     /// Ends the stream after its pending write: the response finishes with complete events.
-    func stopStream() { stream.stop() }
+    func stopStream(reason: String) {
+        state.withLock { if $0.stopped == nil { $0.stopped = reason } }
+        stream.stop()
+    }
+
+    /// Ends the stream because its token no longer grants its sources: it finishes with an `end`
+    /// event per source saying so.
+    func revoke() {
+        state.withLock { state in
+            if state.stopped == nil { state.stopped = Self.revoked }
+            state.revoked = true
+        }
+        stream.stop()
+    }
+
+    /// The message of the `end` events to send when the stream was revoked, else `nil`.
+    var revocation: String? { state.withLock { $0.revoked ? Self.revoked : nil } }
+
+    private static let revoked = "access revoked"
+
+    /// Counts bytes written to the client.
+    func sent(bytes: Int) { state.withLock { $0.bytesSent += bytes } }
+
+    var bytesSent: Int { state.withLock { $0.bytesSent } }
+
+    /// Why the stream ended, for the access log.
+    var endReason: String {
+        state.withLock { state in
+            state.stopped ?? (state.killed == Self.finished ? nil : state.killed) ?? "source ended"
+        }
+    }
+
+    /// The kill reason of a stream whose response simply finished.
+    private static let finished = "stream ended"
 
     private struct State {
         var writeStarted: ContinuousClock.Instant?
         var killed: String?
+        var stopped: String?
+        var revoked = false
+        var bytesSent = 0
         var waiter: CheckedContinuation<String, Never>?
     }
 
@@ -54,7 +95,7 @@ final class ConnectionGuard: Sendable {
                 if let reason { continuation.resume(returning: reason) }
             }
         } onCancel: {
-            kill(reason: "stream ended")
+            kill(reason: Self.finished)
         }
     }
 
@@ -80,7 +121,15 @@ final class ConnectionRegistry: Sendable {
     }
 
     func stopAll() {
-        for connection in guards.withLock({ Array($0.values) }) { connection.stopStream() }
+        for connection in guards.withLock({ Array($0.values) }) { connection.stopStream(reason: "server shutting down") }
+    }
+
+    /// Revokes every stream whose grant `isAllowed` no longer accepts for its sources; returns how many.
+    @discardableResult
+    func revoke(unless isAllowed: (AccessGrant, [String]) -> Bool) -> Int {
+        let denied = guards.withLock { $0.values.filter { !isAllowed($0.audit.grant, $0.audit.sources) } }
+        for connection in denied { connection.revoke() }
+        return denied.count
     }
 
     func killAll(reason: String) {

@@ -93,9 +93,9 @@ struct HTTPServer: Service, CustomStringConvertible {
 
     /// Answers each request with the router, as Hummingbird's `Application` does.
     static func responder<Responder: HTTPResponder>(_ router: Responder, logger: Logger) -> HTTPChannelHandler.Responder
-    where Responder.Context == BasicRequestContext {
+    where Responder.Context == TailSSERequestContext {
         { (request, responseWriter: consuming ResponseWriter, channel) in
-            let context = BasicRequestContext(source: .init(channel: channel, logger: logger))
+            let context = TailSSERequestContext(source: .init(channel: channel, logger: logger))
             var response: Response
             do {
                 response = try await router.respond(to: request, context: context)

@@ -14,7 +14,7 @@ extension SourcesAPI {
     /// Most sources one multiplexed stream may combine.
     static let maxMultiplexedSources = 16
 
-    func events(_ request: Request) -> Response {
+    func events(_ request: Request, context: TailSSERequestContext) -> Response {
         let query = request.uri.queryParameters
         var names: [String] = []
         var shared: [(key: String, value: String)] = []
@@ -44,7 +44,7 @@ extension SourcesAPI {
         }
         var chosen: [any LogSource] = []
         for name in names {
-            guard let source = source(named: name) else { return Self.error("unknown source '\(name.prefix(64))'", status: .notFound) }
+            guard let source = source(named: name, for: context.grant) else { return Self.error("unknown source '\(name.prefix(64))'", status: .notFound) }
             chosen.append(source)
         }
         for parameter in perSource where !names.contains(parameter.source) {
@@ -72,7 +72,8 @@ extension SourcesAPI {
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         let sources = chosen
         let opened = requests
-        return responder.response(label: names.joined(separator: ","), format: format, body: request.body) {
+        let audit = StreamAudit(client: context.clientAddress, sources: names, format: format, resumed: resumeText != nil, grant: context.grant)
+        return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit) {
             var streams: [any EventStream] = []
             var startIDs: [String?] = []
             for (source, streamRequest) in zip(sources, opened) {

@@ -18,15 +18,16 @@ struct StreamResponder: Sendable {
         var description: String
     }
 
-    func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody) -> Response {
-        response(label: source.name, format: format, body: body) {
+    func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit) -> Response {
+        response(label: source.name, format: format, body: body, audit: audit) {
             await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset))
         }
     }
 
-    /// A streaming response of the stream `open` makes (when the response starts).
+    /// A streaming response of the stream `open` makes (when the response starts). When it ends,
+    /// one access log line says who read what, how much, for how long and why it ended.
     func response(
-        label: String, format: StreamFormat, body: RequestBody,
+        label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit,
         open: @escaping @Sendable () async -> any EventStream
     ) -> Response {
         var headers = HTTPFields()
@@ -39,10 +40,14 @@ struct StreamResponder: Sendable {
         let logger = self.logger
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             let encoder = EventEncoder(format: format, source: label)
+            let started = ContinuousClock.now
             let stream = await open()
-            let connection = ConnectionGuard(stream: stream)
+            let connection = ConnectionGuard(stream: stream, audit: audit)
             connections.register(connection)
-            defer { connections.unregister(connection) }
+            defer {
+                connections.unregister(connection)
+                Self.logEnd(of: connection, since: started, logger: logger)
+            }
             let pumpWriter = WriterBox(writer)
             do {
                 try await body.consumeWithInboundCloseHandler { _ in
@@ -61,9 +66,6 @@ struct StreamResponder: Sendable {
                     stream.stop()
                     connection.kill(reason: "client went away")
                 }
-            } catch let killed as Killed {
-                logger.debug("stream closed", metadata: ["source": .string(label), "reason": .string(killed.description)])
-                throw killed
             }
             writer = pumpWriter.writer
             try await writer.finish(nil)
@@ -83,6 +85,11 @@ struct StreamResponder: Sendable {
             let step = try await stream.next(into: &buffer)
             switch step {
             case .finished:
+                if let reason = connection.revocation {
+                    for source in connection.audit.sources {
+                        EventEncoder(format: encoder.format, source: source).encode(.marker(.end, id: nil, message: reason), into: &buffer)
+                    }
+                }
                 if buffer.readableBytes > 0 { try await write(&buffer, to: writer, connection: connection) }
                 return
             case .idle:
@@ -102,7 +109,31 @@ struct StreamResponder: Sendable {
         connection.writeBegan()
         defer { connection.writeEnded() }
         try await writer.writer.write(buffer)
+        connection.sent(bytes: buffer.readableBytes)
         buffer = ByteBufferAllocator().buffer(capacity: 256)
+    }
+}
+
+extension StreamResponder {
+    /// The access log line of a stream that ended: client, sources, format, whether it resumed,
+    /// bytes sent, duration and why it ended. No token, id or log content.
+    static func logEnd(of connection: ConnectionGuard, since started: ContinuousClock.Instant, logger: Logger) {
+        let audit = connection.audit
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        let format = switch audit.format {
+        case .eventStream: "sse"
+        case .ndjson: "ndjson"
+        case .plainText: "plain"
+        }
+        logger.info("stream ended", metadata: [
+            "client": .string(audit.client ?? "unknown"),
+            "sources": .string(audit.sources.joined(separator: ",")),
+            "format": .string(format),
+            "resumed": .string(audit.resumed ? "yes" : "no"),
+            "bytes": .stringConvertible(connection.bytesSent),
+            "duration": .string("\((seconds * 1000).rounded() / 1000)s"),
+            "end": .string(connection.endReason),
+        ])
     }
 }
 

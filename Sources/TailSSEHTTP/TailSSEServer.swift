@@ -13,11 +13,17 @@ public struct ServerConfiguration: Sendable {
     public var listen: ListenTarget
     public var staticDirectory: String?
     public var stream: StreamSettings
+    /// Tokens, allowed hosts and origins.
+    public var access: AccessControl
 
-    public init(listen: ListenTarget = .address(host: "127.0.0.1", port: 8111), staticDirectory: String? = nil, stream: StreamSettings = StreamSettings()) {
+    public init(
+        listen: ListenTarget = .address(host: "127.0.0.1", port: 8111), staticDirectory: String? = nil, stream: StreamSettings = StreamSettings(),
+        access: AccessControl = AccessControl(tokens: nil)
+    ) {
         self.listen = listen
         self.staticDirectory = staticDirectory
         self.stream = stream
+        self.access = access
     }
 }
 
@@ -41,10 +47,14 @@ public func runServer(
     onListening: @escaping @Sendable (String) async -> Void = { _ in }
 ) async throws {
     let connections = ConnectionRegistry()
+    let access = configuration.access
+    access.onTokensChanged {
+        let revoked = connections.revoke(unless: { access.stillAllows($0, sources: $1) })
+        if revoked > 0 { logger.info("ended the streams of revoked tokens", metadata: ["count": .stringConvertible(revoked)]) }
+    }
     let responder = StreamResponder(settings: configuration.stream, connections: connections, logger: logger)
-    let api = SourcesAPI(registry: registry, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory))
-    let router = Router()
-    router.add(middleware: JSONErrorMiddleware())
+    let api = SourcesAPI(registry: registry, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory), access: access)
+    let router = Router(context: TailSSERequestContext.self)
     api.addRoutes(to: router)
     let listening = Latch<[any Channel]>()
     let status = StatusNote()
@@ -88,34 +98,38 @@ struct SourceCloser: Service, CustomStringConvertible {
     }
 }
 
-/// The HTTP API of design.md: sources, streams, health, metrics and the page.
+/// The HTTP API: sources, streams, health, metrics, login and the page.
+///
+/// Every request first passes the `Host` check; the API and stream routes also the `Origin`
+/// check and need a token when a token file is configured. `/healthz` and the page's static files
+/// hold no log data and need no token.
 struct SourcesAPI: Sendable {
     let registry: SourceRegistry
     let responder: StreamResponder
     let connections: ConnectionRegistry
     let assets: StaticAssets
+    let access: AccessControl
 
-    func source(named name: String) -> (any LogSource)? { registry.source(named: name) }
+    /// The source named `name` if it exists and `grant` lets its holder read it.
+    func source(named name: String, for grant: AccessGrant) -> (any LogSource)? {
+        grant.allows(name) ? registry.source(named: name) : nil
+    }
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    func addRoutes(to router: Router<TailSSERequestContext>) {
+        router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: HostCheckMiddleware(access: access))
+        router.add(middleware: OriginCheckMiddleware(access: access))
         router.get("/healthz") { _, _ -> Response in
             let following = registry.sources.allSatisfy(\.isFollowing)
             return Self.text(following ? "ok\n" : "starting\n", status: following ? .ok : .serviceUnavailable)
         }
-        router.get("/sources") { _, _ -> Response in
-            Self.json(listing())
+        router.post("/login") { request, context -> Response in
+            try await login(request, context: context)
         }
-        router.get("/sources/:name") { request, context -> Response in
-            try stream(request, name: context.parameters.get("name") ?? "")
-        }
-        router.get("/journal") { request, _ -> Response in
-            try stream(request, name: "journal")
-        }
-        router.get("/events") { request, _ -> Response in
-            events(request)
-        }
-        router.get("/metrics") { _, _ -> Response in
-            Self.text(metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        router.post("/logout") { _, _ -> Response in
+            var response = Response(status: .noContent)
+            response.headers[.setCookie] = access.clearedCookie
+            return response
         }
         router.get("/") { _, _ -> Response in
             asset("index.html")
@@ -123,10 +137,28 @@ struct SourcesAPI: Sendable {
         router.get("/:asset") { _, context -> Response in
             asset(context.parameters.get("asset") ?? "")
         }
+        let api = router.group()
+            .add(middleware: TokenAuthenticator(access: access))
+            .add(middleware: AccessRequiredMiddleware())
+        api.get("/sources") { _, context -> Response in
+            Self.json(listing(for: context.grant))
+        }
+        api.get("/sources/:name") { request, context -> Response in
+            try stream(request, name: context.parameters.get("name") ?? "", context: context)
+        }
+        api.get("/journal") { request, context -> Response in
+            try stream(request, name: "journal", context: context)
+        }
+        api.get("/events") { request, context -> Response in
+            events(request, context: context)
+        }
+        api.get("/metrics") { _, context -> Response in
+            Self.text(metrics(for: context.grant), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        }
     }
 
-    private func stream(_ request: Request, name: String) throws -> Response {
-        guard let source = source(named: name) else {
+    private func stream(_ request: Request, name: String, context: TailSSERequestContext) throws -> Response {
+        guard let source = source(named: name, for: context.grant) else {
             return Self.error("unknown source '\(name.prefix(64))'", status: .notFound)
         }
         let query = request.uri.queryParameters
@@ -138,11 +170,12 @@ struct SourcesAPI: Sendable {
         }
         streamRequest.resumeID = request.headers[.lastEventID] ?? query["lastEventId"].map(String.init)
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
-        return responder.response(source: source, streamRequest: streamRequest, format: format, body: request.body)
+        let audit = StreamAudit(client: context.clientAddress, sources: [source.name], format: format, resumed: streamRequest.resumeID != nil, grant: context.grant)
+        return responder.response(source: source, streamRequest: streamRequest, format: format, body: request.body, audit: audit)
     }
 
-    private func listing() -> [UInt8] {
-        let sources = registry.sources
+    private func listing(for grant: AccessGrant) -> [UInt8] {
+        let sources = registry.sources.filter { grant.allows($0.name) }
         var out: [UInt8] = Array("[".utf8)
         for (index, source) in sources.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -155,8 +188,8 @@ struct SourcesAPI: Sendable {
         return out
     }
 
-    private func metrics() -> String {
-        let sources = registry.sources
+    private func metrics(for grant: AccessGrant) -> String {
+        let sources = registry.sources.filter { grant.allows($0.name) }
         var lines = [
             "# HELP tailsse_streams Open streams.",
             "# TYPE tailsse_streams gauge",
@@ -205,14 +238,22 @@ extension HTTPField.Name {
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
 }
 
-/// Answers every error (unknown routes included) with a JSON body `{"error": "..."}`.
+/// Answers every error (unknown routes included) with a JSON body `{"error": "..."}`, keeping
+/// the error's headers (`Retry-After`).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as HTTPError {
+            var response = SourcesAPI.error(error.body ?? Self.message(for: error.status), status: error.status)
+            for field in error.headers { response.headers.append(field) }
+            return response
         } catch let error as any HTTPResponseError {
-            let message = error.status == .notFound ? "no such resource" : error.status.reasonPhrase
-            return SourcesAPI.error(message, status: error.status)
+            return SourcesAPI.error(Self.message(for: error.status), status: error.status)
         }
+    }
+
+    private static func message(for status: HTTPResponse.Status) -> String {
+        status == .notFound ? "no such resource" : status.reasonPhrase
     }
 }

@@ -23,3 +23,9 @@ public func readSmallFile(_ path: String, limit: Int = 8 << 20) -> [UInt8]? {
     guard (try? file.read(at: 0, count: Int(size), into: &bytes)) != nil, bytes.count == Int(size) else { return nil }
     return bytes
 }
+
+/// Whether users other than the owner and group may read the file at `path`.
+public func isReadableByOthers(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && info.st_mode & S_IROTH != 0
+}

@@ -22,27 +22,11 @@ struct ConfigurationFile: Sendable {
     let entries: [Entry]
 
     /// Keys that may appear more than once.
-    static let repeatableKeys: Set<String> = ["file"]
+    static let repeatableKeys: Set<String> = ["file", "allowed-host", "allowed-origin"]
 
     /// Reads and parses the file at `path` (blocking: call it off the cooperative pool).
     static func read(path: String) throws(ConfigurationError) -> ConfigurationFile {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw ConfigurationError("\(path): cannot read the configuration file: \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ConfigurationError("\(path): cannot read the configuration file: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes += chunk.prefix(count)
-            guard bytes.count <= 1 << 20 else { throw ConfigurationError("\(path): the configuration file is larger than 1 MiB") }
-        }
+        let bytes = try readWholeFile(path: path, what: "the configuration file", limit: 1 << 20)
         return try parse(String(decoding: bytes, as: UTF8.self), path: path)
     }
 
@@ -79,6 +63,29 @@ struct ConfigurationFile: Sendable {
         let slash = absolute.lastIndex(of: "/")!
         return slash == absolute.startIndex ? "/" : String(absolute[..<slash])
     }
+}
+
+/// The bytes of the file at `path`, at most `limit` of them (blocking); errors name the file as
+/// `what` ("the token file").
+func readWholeFile(path: String, what: String, limit: Int) throws(ConfigurationError) -> [UInt8] {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+        throw ConfigurationError("\(path): cannot read \(what): \(String(cString: strerror(errno)))")
+    }
+    defer { close(descriptor) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 64 << 10)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+        if count < 0 {
+            if errno == EINTR { continue }
+            throw ConfigurationError("\(path): cannot read \(what): \(String(cString: strerror(errno)))")
+        }
+        if count == 0 { break }
+        bytes += chunk.prefix(count)
+        guard bytes.count <= limit else { throw ConfigurationError("\(path): \(what) is larger than \(limit >> 10) KiB") }
+    }
+    return bytes
 }
 
 /// A problem in the arguments or the configuration file; the message names the option, or the

@@ -21,6 +21,14 @@ struct Settings: Sendable, Equatable {
     var retryMilliseconds = 2000
     var sharedBufferBytes = 4 << 20
     var logLevel = Logger.Level.info
+    /// The token file; `nil`: no access control.
+    var tokenFile: String?
+    /// Serve a non-loopback address without a token file.
+    var allowUnauthenticated = false
+    /// Host names requests may use besides loopback names and the listen address.
+    var allowedHosts: [String] = []
+    /// Origins whose pages may call the API (CORS).
+    var allowedOrigins: [String] = []
 
     /// A file source: `NAME=PATH`, the path absolute.
     struct FileSpec: Sendable, Equatable {
@@ -31,8 +39,12 @@ struct Settings: Sendable, Equatable {
     /// The keys of a configuration file: the long options' names.
     static let keys: Set<String> = [
         "listen", "file", "journal", "journal-directory", "static-dir", "max-line-bytes", "heartbeat",
-        "write-timeout", "retry", "shared-buffer-bytes", "log-level",
+        "write-timeout", "retry", "shared-buffer-bytes", "log-level", "token-file", "allow-unauthenticated", "allowed-host",
+        "allowed-origin",
     ]
+
+    /// Keys whose values form a list: command-line values replace the configuration file's.
+    static let listKeys: Set<String> = ["allowed-host", "allowed-origin"]
 
     /// One raw value and where it was given.
     struct Given: Sendable {
@@ -56,17 +68,20 @@ struct Settings: Sendable, Equatable {
         let workingDirectory = currentDirectory()
         var given: [String: Given] = [:]
         var files: [Given] = []
+        var lists: [String: [Given]] = [:]
         if let file {
             for entry in file.entries {
                 let value = Given(key: entry.key, value: entry.value, file: (file.path, entry.line), directory: file.directory)
-                if entry.key == "file" { files.append(value) } else { given[entry.key] = value }
+                if entry.key == "file" { files.append(value) } else if listKeys.contains(entry.key) { lists[entry.key, default: []].append(value) } else { given[entry.key] = value }
             }
         }
         var commandLineFiles: [Given] = []
+        var commandLineLists: [String: [Given]] = [:]
         for (key, value) in commandLine {
             let value = Given(key: key, value: value, file: nil, directory: workingDirectory)
-            if key == "file" { commandLineFiles.append(value) } else { given[key] = value }
+            if key == "file" { commandLineFiles.append(value) } else if listKeys.contains(key) { commandLineLists[key, default: []].append(value) } else { given[key] = value }
         }
+        lists.merge(commandLineLists) { _, commandLine in commandLine }
         var settings = Settings()
         var specs: [(FileSpec, Given)] = []
         for value in files + commandLineFiles {
@@ -93,6 +108,20 @@ struct Settings: Sendable, Equatable {
         if let value = given["write-timeout"] { settings.writeTimeout = try seconds(value, in: 0.1...3600) }
         if let value = given["retry"] { settings.retryMilliseconds = try integer(value, in: 0...3_600_000, unit: "ms") }
         if let value = given["shared-buffer-bytes"] { settings.sharedBufferBytes = try integer(value, in: 4096...(1 << 40)) }
+        if let value = given["token-file"] { settings.tokenFile = absolute(value.value, in: value.directory) }
+        if let value = given["allow-unauthenticated"] { settings.allowUnauthenticated = try boolean(value) }
+        for value in lists["allowed-host"] ?? [] {
+            guard HostPolicy.hostName(ofAuthority: value.value) != nil, !value.value.contains("/") else {
+                throw value.problem("must be a host name or address, e.g. logs.example.com, got '\(value.value.prefix(80))'")
+            }
+            settings.allowedHosts.append(value.value)
+        }
+        for value in lists["allowed-origin"] ?? [] {
+            guard OriginPolicy.normalized(value.value) != nil else {
+                throw value.problem("must be an origin, http(s)://HOST[:PORT] without a path, got '\(value.value.prefix(80))'")
+            }
+            settings.allowedOrigins.append(value.value)
+        }
         if let value = given["log-level"] {
             guard let level = Logger.Level(rawValue: value.value) else {
                 throw value.problem("must be one of trace, debug, info, notice, warning, error, critical")
@@ -111,6 +140,10 @@ struct Settings: Sendable, Equatable {
         if writeTimeout != other.writeTimeout { keys.append("write-timeout") }
         if retryMilliseconds != other.retryMilliseconds { keys.append("retry") }
         if logLevel != other.logLevel { keys.append("log-level") }
+        if (tokenFile == nil) != (other.tokenFile == nil) { keys.append("token-file") }
+        if allowUnauthenticated != other.allowUnauthenticated { keys.append("allow-unauthenticated") }
+        if allowedHosts != other.allowedHosts { keys.append("allowed-host") }
+        if allowedOrigins != other.allowedOrigins { keys.append("allowed-origin") }
         return keys
     }
 
@@ -132,6 +165,11 @@ struct Settings: Sendable, Equatable {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw given.problem("needs a host, e.g. 127.0.0.1:\(port)") }
         return (host, port)
+    }
+
+    /// Whether `host` (a listen address) can only be reached from this machine.
+    static func isLoopback(host: String) -> Bool {
+        host.lowercased() == "localhost" || HostPolicy.isLoopbackAddress(host)
     }
 
     private static func boolean(_ given: Given) throws(ConfigurationError) -> Bool {

@@ -5,6 +5,7 @@ import Logging
 import NIOPosix
 import Synchronization
 import TailSSECore
+import TailSSEHTTP
 import TailSSESources
 
 /// Makes the sources that settings ask for (not yet begun: ``SourceRegistry`` begins them).
@@ -47,14 +48,16 @@ final class Reloader: Sendable {
     private let command: TailSSECommand
     private let catalog: SourceCatalog
     private let registry: SourceRegistry
+    private let access: AccessControl
     private let logger: Logger
     private let running: Settings
 
-    init(command: TailSSECommand, running: Settings, catalog: SourceCatalog, registry: SourceRegistry, logger: Logger) {
+    init(command: TailSSECommand, running: Settings, catalog: SourceCatalog, registry: SourceRegistry, access: AccessControl, logger: Logger) {
         self.command = command
         self.running = running
         self.catalog = catalog
         self.registry = registry
+        self.access = access
         self.logger = logger
     }
 
@@ -62,17 +65,33 @@ final class Reloader: Sendable {
     func reload() async -> String? {
         logger.info("reloading the configuration", metadata: ["file": .string(command.config ?? "(none)")])
         let command = self.command
-        let outcome: Result<Settings, ConfigurationError>
+        let catalog = self.catalog
+        let logger = self.logger
+        let keepsTokens = running.tokenFile != nil
+        let outcome: Result<(Settings, [any ManagedSource], TokenList?), ConfigurationError>
         do {
-            outcome = try await NIOThreadPool.singleton.runIfActive { () -> Result<Settings, ConfigurationError> in
-                do throws(ConfigurationError) { return .success(try command.settings()) } catch { return .failure(error) }
+            outcome = try await NIOThreadPool.singleton.runIfActive { () -> Result<(Settings, [any ManagedSource], TokenList?), ConfigurationError> in
+                do throws(ConfigurationError) {
+                    let settings = try command.settings()
+                    let sources = try catalog.sources(for: settings)
+                    let tokens = try settings.tokenFile.flatMap { path throws(ConfigurationError) in
+                        keepsTokens ? try TokenFile.read(path: path, sources: Set(sources.map(\.name)), logger: logger) : nil
+                    }
+                    return .success((settings, sources, tokens))
+                } catch {
+                    return .failure(error)
+                }
             }
         } catch {
             outcome = .failure(ConfigurationError("cannot read the configuration: \(error)"))
         }
         do {
-            let settings = try outcome.get()
-            let changes = try await registry.apply(try catalog.sources(for: settings))
+            let (settings, sources, tokens) = try outcome.get()
+            if let tokens {
+                access.replaceTokens(tokens)
+                logger.info("token file reloaded", metadata: ["tokens": .stringConvertible(tokens.count)])
+            }
+            let changes = try await registry.apply(sources)
             logger.info("configuration reloaded", metadata: ["sources": .string(changes.description)])
             let ignored = settings.restartNeeded(comparedTo: running)
             if !ignored.isEmpty {

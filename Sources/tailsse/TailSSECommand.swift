@@ -50,12 +50,26 @@ struct TailSSECommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
+    @Option(name: .customLong("token-file"), help: ArgumentHelp("Require a token: one per line, optionally followed by the sources it may read (TOKEN app nginx). SIGHUP re-reads it.", valueName: "FILE"))
+    var tokenFile: String?
+
+    @Flag(name: .customLong("allow-unauthenticated"), help: "Serve a non-loopback address without a token file (anyone who reaches the port reads every source).")
+    var allowUnauthenticated = false
+
+    @Option(name: .customLong("allowed-host"), help: ArgumentHelp("A host name requests may use besides loopback names and the listen address (repeatable).", valueName: "NAME"))
+    var allowedHosts: [String] = []
+
+    @Option(name: .customLong("allowed-origin"), help: ArgumentHelp("An origin whose pages may call the API and read streams, e.g. https://dash.example.com (repeatable).", valueName: "ORIGIN"))
+    var allowedOrigins: [String] = []
+
     /// The options given on the command line, as configuration keys and values.
     var commandLine: [(key: String, value: String)] {
         var given: [(key: String, value: String)] = files.map { ("file", $0) }
+        given += allowedHosts.map { ("allowed-host", $0) } + allowedOrigins.map { ("allowed-origin", $0) }
         let scalars: [(String, String?)] = [
             ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
             ("write-timeout", writeTimeout), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
+            ("token-file", tokenFile), ("allow-unauthenticated", allowUnauthenticated ? "yes" : nil),
         ]
         for case (let key, let value?) in scalars { given.append((key, value)) }
         return given
@@ -81,10 +95,19 @@ struct TailSSECommand: AsyncParsableCommand {
         let logger = Logger(label: "tailsse")
         Self.raiseOpenFileLimit(logger: logger)
         let sockets = try ListenSockets.inherited()
+        try Self.refuseOpenDoor(settings: settings, sockets: sockets)
         let watcher = try FileWatchService(logger: logger)
         let catalog = SourceCatalog(watcher: watcher, logger: logger)
         let registry = SourceRegistry()
-        try await registry.apply(try catalog.sources(for: settings))
+        let sources = try catalog.sources(for: settings)
+        let tokens = try settings.tokenFile.map { path throws(ConfigurationError) in
+            try TokenFile.read(path: path, sources: Set(sources.map(\.name)), logger: logger)
+        }
+        let access = try AccessControl(
+            tokens: tokens, hosts: HostPolicy(allowedNames: settings.allowedHosts),
+            origins: OriginPolicy(allowedOrigins: settings.allowedOrigins)
+        )
+        try await registry.apply(sources)
         if !sockets.isEmpty { logger.info("serving on the sockets systemd passed", metadata: ["count": .stringConvertible(sockets.count)]) }
         let configuration = ServerConfiguration(
             listen: sockets.isEmpty ? .address(host: settings.host, port: settings.port) : .sockets(sockets),
@@ -93,9 +116,10 @@ struct TailSSECommand: AsyncParsableCommand {
                 heartbeat: .milliseconds(Int64(settings.heartbeat * 1000)),
                 writeTimeout: .milliseconds(Int64(settings.writeTimeout * 1000)),
                 retryMilliseconds: settings.retryMilliseconds
-            )
+            ),
+            access: access
         )
-        let reloader = Reloader(command: self, running: settings, catalog: catalog, registry: registry, logger: logger)
+        let reloader = Reloader(command: self, running: settings, catalog: catalog, registry: registry, access: access, logger: logger)
         try await runServer(
             configuration: configuration,
             registry: registry,
@@ -107,6 +131,17 @@ struct TailSSECommand: AsyncParsableCommand {
             print("tailsse: listening on http://\(address)/")
             fflush(nil)
         }
+    }
+
+    /// Without a token file, serving an address other machines can reach must be asked for with
+    /// `--allow-unauthenticated`: logs hold secrets.
+    private static func refuseOpenDoor(settings: Settings, sockets: [Int32]) throws(ConfigurationError) {
+        guard settings.tokenFile == nil, !settings.allowUnauthenticated else { return }
+        let exposed = sockets.isEmpty
+            ? (Settings.isLoopback(host: settings.host) ? [] : ["\(settings.host):\(settings.port)"])
+            : sockets.compactMap { ListenSockets.localAddress(of: $0) }.filter { !Settings.isLoopback(host: $0.host) }.map(\.description)
+        guard let first = exposed.first else { return }
+        throw ConfigurationError("refusing to serve \(first) without a token file: anyone who reaches it could read every log. Give --token-file FILE (token-file = FILE in the configuration), listen on 127.0.0.1, or add --allow-unauthenticated if the open door is intended")
     }
 
     /// The installed page (`PREFIX/share/tailsse/static` beside `PREFIX/bin`), else `./static`.

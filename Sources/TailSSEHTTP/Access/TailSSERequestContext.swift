@@ -1,0 +1,28 @@
+import Hummingbird
+import HummingbirdAuth
+import HummingbirdCore
+import Logging
+import NIOCore
+import TailSSECore
+
+/// The request context of tailsse's router: what the access checks need to know of a request
+/// beyond its head — who it is (the grant of its token) and where it came from.
+public struct TailSSERequestContext: AuthRequestContext, RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// What the request's token (or session cookie) grants; set by ``TokenAuthenticator``.
+    public var identity: AccessGrant?
+    /// The client's IP address, if known.
+    public let clientAddress: String?
+    /// The local IP address the connection arrived on, if known.
+    public let localAddress: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        identity = nil
+        clientAddress = source.channel.remoteAddress?.ipAddress
+        localAddress = source.channel.localAddress?.ipAddress
+    }
+
+    /// The grant of an authenticated request; nothing when it was not authenticated.
+    var grant: AccessGrant { identity ?? AccessGrant(credential: [], sources: []) }
+}
