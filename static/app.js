@@ -69,8 +69,14 @@ function backoffDelay(attempt) {
   return Math.round(base * (0.75 + Math.random() * 0.5));
 }
 
+/** The server answered 401: the page must log in before it can list or stream sources. */
+class LoginRequired extends Error {
+  constructor() { super("log in to continue"); }
+}
+
 async function fetchSources() {
   const response = await fetch("sources", { headers: { Accept: "application/json" }, cache: "no-store" });
+  if (response.status === 401) throw new LoginRequired();
   if (!response.ok) throw new Error(`GET /sources answered ${response.status}`);
   const list = await response.json();
   if (!Array.isArray(list)) throw new Error("GET /sources did not answer a list");
@@ -948,6 +954,83 @@ function describeSource(source) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// LoginForm: asks for a token when the server answers 401 and posts it to /login, which sets an
+// HttpOnly session cookie that fetch and EventSource then send by themselves. The token itself is
+// never stored by the page.
+
+class LoginForm {
+  #root;
+  #form;
+  #input;
+  #button;
+  #error;
+  #logout;
+  #waiters = [];
+
+  constructor({ root, form, input, button, error, logout }) {
+    this.#root = root;
+    this.#form = form;
+    this.#input = input;
+    this.#button = button;
+    this.#error = error;
+    this.#logout = logout;
+    this.#form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.#submit();
+    });
+    this.#logout.addEventListener("click", () => this.#logOut());
+  }
+
+  /** Shows the form; resolves once the server accepted a token. */
+  ask() {
+    this.#root.hidden = false;
+    this.#logout.hidden = true;
+    this.#input.focus();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  async #submit() {
+    const token = this.#input.value.trim();
+    if (!token) return;
+    this.#button.disabled = true;
+    this.#error.textContent = "";
+    try {
+      const response = await fetch("login", {
+        method: "POST",
+        body: new URLSearchParams({ token }),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+      if (response.status === 204) {
+        this.#input.value = "";
+        this.#root.hidden = true;
+        this.#logout.hidden = false;
+        for (const resolve of this.#waiters.splice(0)) resolve();
+        return;
+      }
+      let message = `The server answered ${response.status}.`;
+      if (response.status === 401) message = "Wrong token.";
+      else {
+        try { message = (await response.json()).error ?? message; } catch { /* keep the status */ }
+      }
+      this.#error.textContent = message;
+    } catch (error) {
+      this.#error.textContent = `Cannot reach tailsse: ${error.message ?? error}`;
+    } finally {
+      this.#button.disabled = false;
+    }
+  }
+
+  async #logOut() {
+    try {
+      await fetch("logout", { method: "POST", credentials: "same-origin" });
+    } finally {
+      window.location.reload();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Viewer: ties the pieces together.
 
 class Viewer {
@@ -964,6 +1047,7 @@ class Viewer {
   #streamKey = null;
   #listAttempt = 0;
   #filterTimer = 0;
+  #login;
 
   constructor() {
     this.#menu = byId("sources-menu");
@@ -984,6 +1068,14 @@ class Viewer {
       emptyText: byId("empty-text"),
       emptyList: byId("empty-list"),
     }, (change) => this.#onPickerChange(change));
+    this.#login = new LoginForm({
+      root: byId("login"),
+      form: byId("login-form"),
+      input: byId("login-token"),
+      button: byId("login-button"),
+      error: byId("login-error"),
+      logout: byId("logout-button"),
+    });
     this.#pauseButton = byId("pause-button");
     this.#pauseButton.addEventListener("click", () => this.#togglePause());
     this.#clearButton = byId("clear-button");
@@ -1018,6 +1110,12 @@ class Viewer {
       this.#picker.setSources(await fetchSources());
       this.#listAttempt = 0;
     } catch (error) {
+      if (error instanceof LoginRequired) {
+        this.#status.show("stopped", "log in to continue");
+        await this.#login.ask();
+        this.start();
+        return;
+      }
       const delay = backoffDelay(this.#listAttempt++);
       this.#status.show("reconnecting", `cannot list sources; retry in ${Math.round(delay / 1000)} s`);
       this.#picker.showEmpty("Cannot reach tailsse", String(error.message ?? error));
@@ -1165,15 +1263,22 @@ class Viewer {
     this.#status.show(status, detail);
   }
 
-  /** The names the server no longer offers; undefined when it could not be asked. */
+  /**
+   * The names the server no longer offers; undefined when it could not be asked. When the server
+   * asks for a login (a restart with a new token file, a revoked token), waits for one first, so
+   * the stream then resumes exactly where it stopped.
+   */
   async #missingSources(names) {
     try {
       const sources = await fetchSources();
       this.#picker.setSources(sources);
       this.#picker.show(this.#state);
       return names.filter((name) => !sources.some((s) => s.name === name));
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (!(error instanceof LoginRequired)) return undefined;
+      this.#status.show("stopped", "log in to continue");
+      await this.#login.ask();
+      return this.#missingSources(names);
     }
   }
 }
