@@ -38,6 +38,20 @@ public struct FailedAttemptLimiter: Sendable {
         buckets[address] = bucket
     }
 
+    /// The key failures of a client are counted under: an IPv4 address as it is, an IPv6 address
+    /// by its /64 network (one host commonly holds a whole /64), written `a:b:c:d::/64`.
+    public static func key(forAddress address: String) -> String {
+        guard address.contains(":"), !address.contains(".") else { return address }
+        let halves = address.split(separator: "::", maxSplits: 1, omittingEmptySubsequences: false).map {
+            $0.split(separator: ":", omittingEmptySubsequences: true)
+        }
+        let head = halves[0]
+        let tail = halves.count > 1 ? halves[1] : []
+        let groups = head + Array(repeating: "0", count: max(0, 8 - head.count - tail.count)) + tail
+        guard groups.count == 8 else { return address }
+        return groups.prefix(4).map { String(UInt16($0, radix: 16) ?? 0, radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
     /// Number of addresses remembered.
     public var trackedAddresses: Int { buckets.count }
 

@@ -15,12 +15,16 @@ public struct TailSSERequestContext: AuthRequestContext, RequestContext {
     public let clientAddress: String?
     /// The local IP address the connection arrived on, if known.
     public let localAddress: String?
+    /// Whom failed attempts are counted against: the IPv4 address, or the /64 network of an IPv6
+    /// address (one host commonly holds a whole /64).
+    public let clientKey: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         identity = nil
         clientAddress = source.channel.remoteAddress?.ipAddress
         localAddress = source.channel.localAddress?.ipAddress
+        clientKey = source.channel.remoteAddress?.ipAddress.map(FailedAttemptLimiter.key(forAddress:))
     }
 
     /// The grant of an authenticated request; nothing when it was not authenticated.

@@ -12,7 +12,7 @@ struct TokenAuthenticator: AuthenticatorMiddleware {
 
     func authenticate(request: Request, context: TailSSERequestContext) async throws -> AccessGrant? {
         let session = request.cookies[access.cookieName]?.value
-        switch access.authenticate(bearer: request.headers.bearer?.token, session: session, client: context.clientAddress) {
+        switch access.authenticate(bearer: request.headers.bearer?.token, session: session, client: context.clientKey) {
         case .granted(let grant):
             return grant
         case .missing, .refused:
