@@ -16,9 +16,17 @@ public enum SystemdNotify {
         return .microseconds(Int64(microseconds))
     }
 
-    /// Sends newline-separated assignments such as `READY=1\nSTATUS=...`, off the cooperative pool.
+    /// Sends newline-separated assignments such as `READY=1\nSTATUS=...`, off the cooperative pool
+    /// and on a thread of its own: a notification never waits behind catch-up reads, so a storm
+    /// of far-behind clients cannot starve the watchdog.
     public static func send(_ state: String) async {
         guard isAvailable else { return }
-        _ = try? await NIOThreadPool.singleton.runIfActive { sd_notify(0, state) }
+        _ = try? await notificationThread.runIfActive { sd_notify(0, state) }
     }
+
+    private static let notificationThread: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
 }
