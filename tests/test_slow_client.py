@@ -129,3 +129,28 @@ def test_client_that_never_reads(tailsse, logdir):
     normal.wait_for(lambda s: any(e.type == "message" and e.json["text"] == "99999999 after"
                                   for e in s.parser.events), 20, "a line after the stuck client was closed")
     normal.close()
+
+
+def test_a_slow_but_steady_reader_is_never_dropped(tailsse, logdir):
+    """A phone on a poor link: it drains a large catch-up (3.4 MB) at a few hundred KB/s through a
+    4 KiB receive window. Draining what the server has queued takes far longer than
+    --write-timeout (1 s), but bytes keep draining, so the stream goes on to the last line:
+    progress counts, not the time one large write takes."""
+    log = logdir / "app.log"
+    lines = [f"{i:06d} {'s' * 92}" for i in range(20_000)]      # 2 MB, 3.4 MB as SSE: more than the socket buffers hold
+    log.write_text("".join(line + "\n" for line in lines))
+    srv = tailsse({"app": log}, write_timeout=1, shared_buffer_bytes=64 << 10)
+    slow = SSEStream(srv.port, "/sources/app?tail=all", timeout=30, rcvbuf=4096)
+    received = 0
+    started = time.monotonic()
+    while received < len(lines):
+        data = slow.read_some(timeout=10, max_bytes=8192)
+        assert data is not None and not slow.eof, f"the server closed the slow reader after {received} lines: {srv.log_tail()}"
+        received += sum(1 for e in slow.parser.feed(data) if e.type == "message")
+        time.sleep(0.01)
+    elapsed = time.monotonic() - started
+    assert slow.texts() == lines
+    assert elapsed > 3, f"the reader was not slow enough to test anything ({elapsed:.1f} s)"
+    assert "write deadline exceeded" not in srv.log_text()
+    print(f"3.4 MB drained in {elapsed:.1f} s with --write-timeout 1")
+    slow.close()

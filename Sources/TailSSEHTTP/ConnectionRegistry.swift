@@ -37,8 +37,13 @@ final class ConnectionGuard: Sendable {
 
     private static let revoked = "access revoked"
 
-    /// Counts bytes written to the client.
-    func sent(bytes: Int) { state.withLock { $0.bytesSent += bytes } }
+    /// Counts bytes the channel took from this stream: progress, which resets the write deadline.
+    func sent(bytes: Int) {
+        state.withLock { state in
+            state.bytesSent += bytes
+            if state.pendingSince != nil { state.pendingSince = .now }
+        }
+    }
 
     var bytesSent: Int { state.withLock { $0.bytesSent } }
 
@@ -53,22 +58,35 @@ final class ConnectionGuard: Sendable {
     private static let finished = "stream ended"
 
     private struct State {
-        var writeStarted: ContinuousClock.Instant?
+        var pendingSince: ContinuousClock.Instant?
         var killed: String?
         var stopped: String?
         var revoked = false
         var bytesSent = 0
+        var acknowledged: UInt64 = 0
         var waiter: CheckedContinuation<String, Never>?
     }
 
     private let state = Mutex(State())
 
-    func writeBegan() { state.withLock { $0.writeStarted = .now } }
-    func writeEnded() { state.withLock { $0.writeStarted = nil } }
+    func writeBegan() { state.withLock { $0.pendingSince = .now } }
+    func writeEnded() { state.withLock { $0.pendingSince = nil } }
 
-    /// `true` when a write has been pending for longer than `timeout`.
+    /// Whether the client drained bytes from its connection since the last look (then its pending
+    /// write counts as making progress again).
+    func drainedSinceLastLook() async -> Bool {
+        guard let acknowledged = await audit.drain?.bytesAcknowledged() else { return false }
+        return state.withLock { state in
+            guard acknowledged > state.acknowledged else { return false }
+            state.acknowledged = acknowledged
+            if state.pendingSince != nil { state.pendingSince = .now }
+            return true
+        }
+    }
+
+    /// `true` when a write has been pending without any progress for longer than `timeout`.
     func isStuck(timeout: Duration, now: ContinuousClock.Instant) -> Bool {
-        state.withLock { state in state.killed == nil && (state.writeStarted.map { now - $0 > timeout } ?? false) }
+        state.withLock { state in state.killed == nil && (state.pendingSince.map { now - $0 > timeout } ?? false) }
     }
 
     /// Ends the connection now (its pending write is cancelled).
@@ -111,13 +129,18 @@ final class ConnectionRegistry: Sendable {
 
     var count: Int { guards.withLock { $0.count } }
 
-    /// Kills every stream whose write has been pending for longer than `timeout`; returns how many.
+    /// Kills every stream whose client has drained nothing for longer than `timeout` — neither
+    /// a completed write nor bytes acknowledged on its connection; returns how many.
     @discardableResult
-    func killStuck(timeout: Duration) -> Int {
+    func killStuck(timeout: Duration) async -> Int {
         let now = ContinuousClock.now
-        let stuck = guards.withLock { $0.values.filter { $0.isStuck(timeout: timeout, now: now) } }
-        for connection in stuck { connection.kill(reason: "write deadline exceeded") }
-        return stuck.count
+        let suspects = guards.withLock { $0.values.filter { $0.isStuck(timeout: timeout, now: now) } }
+        var killed = 0
+        for connection in suspects where !(await connection.drainedSinceLastLook()) {
+            connection.kill(reason: "write deadline exceeded")
+            killed += 1
+        }
+        return killed
     }
 
     func stopAll() {

@@ -72,7 +72,7 @@ extension SourcesAPI {
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         let sources = chosen
         let opened = requests
-        let audit = StreamAudit(client: context.clientAddress, sources: names, format: format, resumed: resumeText != nil, grant: context.grant)
+        let audit = StreamAudit(client: context.clientAddress, sources: names, format: format, resumed: resumeText != nil, grant: context.grant, drain: DrainGauge(channel: context.channel))
         return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit) {
             var streams: [any EventStream] = []
             var startIDs: [String?] = []

@@ -8,4 +8,6 @@ struct StreamAudit: Sendable {
     var format: StreamFormat
     var resumed: Bool
     var grant: AccessGrant
+    /// Measures the client's progress on its connection.
+    var drain: DrainGauge?
 }

@@ -105,11 +105,17 @@ struct StreamResponder: Sendable {
         }
     }
 
+    /// The most bytes handed to the channel in one write: a client's progress is counted per
+    /// slice, so one that drains a large catch-up slowly but steadily never looks stuck.
+    static let maxWriteSliceBytes = 16 << 10
+
     private static func write(_ buffer: inout ByteBuffer, to writer: WriterBox, connection: ConnectionGuard) async throws {
         connection.writeBegan()
         defer { connection.writeEnded() }
-        try await writer.writer.write(buffer)
-        connection.sent(bytes: buffer.readableBytes)
+        while let slice = buffer.readSlice(length: min(buffer.readableBytes, maxWriteSliceBytes)), slice.readableBytes > 0 {
+            try await writer.writer.write(slice)
+            connection.sent(bytes: slice.readableBytes)
+        }
         buffer = ByteBufferAllocator().buffer(capacity: 256)
     }
 }
@@ -152,7 +158,7 @@ struct StreamSweeper: Service, CustomStringConvertible {
                 while true {
                     try await Task.sleep(for: interval)
                     for source in registry.sources { source.tick() }
-                    let killed = connections.killStuck(timeout: settings.writeTimeout)
+                    let killed = await connections.killStuck(timeout: settings.writeTimeout)
                     if killed > 0 { logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)]) }
                 }
             }

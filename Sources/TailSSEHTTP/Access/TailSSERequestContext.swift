@@ -18,9 +18,12 @@ public struct TailSSERequestContext: AuthRequestContext, RequestContext {
     /// Whom failed attempts are counted against: the IPv4 address, or the /64 network of an IPv6
     /// address (one host commonly holds a whole /64).
     public let clientKey: String?
+    /// The connection the request arrived on.
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
         identity = nil
         clientAddress = source.channel.remoteAddress?.ipAddress
         localAddress = source.channel.localAddress?.ipAddress
