@@ -29,7 +29,7 @@ APT_BENCH := gcc libc6-dev coreutils libsystemd-dev websocketd $(APT_JOURNAL_BEN
 # The browser tests: Debian's chromium, driven by Playwright from PyPI (never `playwright install`).
 APT_TEST += chromium fonts-dejavu-core
 
-.PHONY: run build release test test-unit test-integration test-unit-files bench deps-run deps-test venv clean install uninstall
+.PHONY: run build release test test-unit test-integration test-unit-files bench fuzz deps-run deps-test venv clean install uninstall
 
 run: deps-run release
 	@echo "tailsse: open http://$(LISTEN)/ — or: curl -N http://$(LISTEN)/sources/NAME"
@@ -50,6 +50,14 @@ test: deps-test venv
 
 test-unit:
 	$(SWIFT) test -c release
+
+# A long seeded fuzzing run of every parser (`make test` runs a short one): FUZZ_ITERATIONS inputs
+# per target mutated from fuzz/corpus/, FUZZ_SEED to vary them.
+FUZZ_ITERATIONS ?= 1000000
+FUZZ_SEED ?= $(shell date +%s)
+fuzz:
+	$(SWIFT) build -c release --build-tests
+	TAILSSE_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) TAILSSE_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test -c release --skip-build --filter FuzzTests
 
 test-integration: deps-test venv release
 	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests

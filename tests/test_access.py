@@ -239,7 +239,7 @@ def test_a_bad_token_file_is_refused_with_its_line_and_without_the_token(tmp_pat
     cases = {
         "short\n": "line 1: a token must be 16-512 characters long",
         f"# c\n{ALL}\n{ALL} app\n": "line 3: repeats the token of line 2",
-        f"{ALL} app ba/d\n": "line 1: 'ba/d' is not a source name",
+        f"{ALL} app ba/d\n": "line 1: word 3 is not a source name",
         "sixteen-chars-ok!!\n": "may hold only",
     }
     for text, message in cases.items():

@@ -84,7 +84,8 @@ struct TokenListTests {
     @Test("errors name the line and never the token", arguments: [
         ("short\n", "line 1: a token must be 16-512 characters long (this one has 5)"),
         ("\n# x\nabcdefghijklmnop\nabcdefghijklmnop app\n", "line 4: repeats the token of line 3"),
-        ("abcdefghijklmnop ap/p\n", "line 1: 'ap/p' is not a source name (1-64 characters of A-Z a-z 0-9 . _ -)"),
+        ("abcdefghijklmnop ap/p\n", "line 1: word 2 is not a source name (1-64 characters of A-Z a-z 0-9 . _ -)"),
+        ("abcdefghijklmnop app abcdefghijklmnop/q\n", "line 1: word 3 is not a source name (1-64 characters of A-Z a-z 0-9 . _ -)"),
         ("abcdefghijklmno!\n", "line 1: a token may hold only A-Z a-z 0-9 - . _ ~ + / and end in = signs"),
         ("abcdefghijklmn=op\n", "line 1: a token may hold only A-Z a-z 0-9 - . _ ~ + / and end in = signs"),
         ("================\n", "line 1: a token may hold only A-Z a-z 0-9 - . _ ~ + / and end in = signs"),
@@ -156,7 +157,7 @@ struct HostAndOriginTests {
         }
         for refused in ["attacker.example", "localhost.attacker.example", "127.0.0.1.nip.io", "128.0.0.1", "127.0.0", "127.0.0.1.5",
                         "[::2]", "[::1", "::1", "logs.example.org.evil", "evil.logs.example.org", "", ":8111", "a b", "x/y", "x@y",
-                        "localhost:http", "0.0.0.0", "[::]", "10.0.0.5"] {
+                        "localhost:http", "0.0.0.0", "[::]", "10.0.0.5", "localhost..", ".localhost", "logs..example.org", "127.0.0.1.."] {
             #expect(!policy.allows(authority: refused, localAddress: nil), "\(refused)")
         }
         #expect(!policy.allows(authority: nil, localAddress: "127.0.0.1"))

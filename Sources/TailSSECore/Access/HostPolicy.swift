@@ -39,7 +39,7 @@ public struct HostPolicy: Sendable {
             text = text[..<colon]
         }
         if text.hasSuffix(".") { text = text.dropLast() }
-        guard !text.isEmpty, text.utf8.count <= 253,
+        guard !text.isEmpty, text.utf8.count <= 253, !text.hasPrefix("."), !text.hasSuffix("."), !text.contains(".."),
               text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_") })
         else { return nil }
         return String(text)

@@ -37,9 +37,10 @@ public struct TokenList: Sendable {
             var sources: Set<String>?
             if words.count > 1 {
                 var names = Set<String>()
-                for word in words.dropFirst() {
+                for (index, word) in words.enumerated().dropFirst() {
                     guard SourceName.isValid(word) else {
-                        throw TokenFileError(line: lineNumber, "'\(String(decoding: word.prefix(64), as: UTF8.self))' is not a source name (1-64 characters of A-Z a-z 0-9 . _ -)")
+                        // Not echoed: it may be a second token written on the same line.
+                        throw TokenFileError(line: lineNumber, "word \(index + 1) is not a source name (1-64 characters of A-Z a-z 0-9 . _ -)")
                     }
                     names.insert(String(decoding: word, as: UTF8.self))
                 }
