@@ -20,6 +20,9 @@ struct Generation: Sendable {
     var successor: UInt64?
     /// The marker sent when moving to the successor (`nil`: move silently).
     var transition: StreamEvent.Kind?
+    /// The ``PositionCheck`` of the bytes before `sealedEnd`, kept for a generation truncated in
+    /// place (its bytes are gone from the file), so an id at its end still resumes exactly.
+    var endCheck: UInt32?
 
     var identity: FileIdentity? { file?.identity }
 }
@@ -50,9 +53,10 @@ struct GenerationTable: Sendable {
     subscript(serial: UInt64) -> Generation? { generations[serial] }
 
     /// Seals the active generation at `end` and makes a new one (for `file`) active.
-    mutating func advance(end: Int64, to file: OpenFile, transition: StreamEvent.Kind?) -> UInt64 {
+    mutating func advance(end: Int64, endCheck: UInt32? = nil, to file: OpenFile, transition: StreamEvent.Kind?) -> UInt64 {
         let serial = insert(Generation(file: file))
         generations[active]?.sealedEnd = end
+        generations[active]?.endCheck = endCheck
         generations[active]?.successor = serial
         generations[active]?.transition = transition
         active = serial
@@ -68,6 +72,7 @@ struct GenerationTable: Sendable {
         var successor = order.first { generations[$0]?.file != nil } ?? active
         for (file, end) in files.reversed() {
             if let known = serials(of: file.identity).last {
+                if generations[known]?.file == nil { generations[known]?.file = file }
                 successor = known
                 continue
             }

@@ -1,0 +1,140 @@
+import TailSSECore
+import Testing
+
+@Suite("Rotation names")
+struct RotationSuffixTests {
+    @Test("the rotation forms of logrotate, syslog daemons and applications are generations", arguments: [
+        "app.log.0", "app.log.1", "app.log.2", "app.log.10", "app.log.999999",
+        "app.log-20250101", "app.log-2025010123", "app.log-20250101-1735689600",
+        "app.log.20250101", "app.log.2025-01-01", "app.log.2025-01-01_23",
+        "app.log.2025-01-01_23-59", "app.log.2025-01-01_23-59-59",
+    ])
+    func accepted(name: String) {
+        #expect(RotationSuffix(name: name, rotating: "app.log") != nil)
+    }
+
+    @Test("other names sharing the prefix are not", arguments: [
+        "app.log", "app.log.", "app.log-", "app.log~", "app.log.bak", "app.logins.txt", "app.log1",
+        "app.log.1.gz", "app.log.1~", "app.log.01", "app.log.1234567", "app.log.-1", "app.log.1 ",
+        "app.log..1", "app.log.x1", "app.log-2025010", "app.log-202501011", "app.log-20251301",
+        "app.log-20250132", "app.log-20250100", "app.log-2025010124", "app.log-20250101-",
+        "app.log-20250101-12345678901234", "app.log-20250101.gz", "app.log.2025-1-01",
+        "app.log.2025-01-01_24", "app.log.2025-01-01_23-60", "app.log.2025-01-01_2", "app.log.2025-01-01-23",
+        "app.log.2025-01-01.gz", "app.log.2025-01-01_23-59-59-59", "xapp.log.1", ".app.log.1", "app.lo.1",
+        "app.log/1", "app.log.１",
+    ])
+    func refused(name: String) {
+        #expect(RotationSuffix(name: name, rotating: "app.log") == nil)
+    }
+
+    @Test("an empty base name has no generations")
+    func emptyBase() {
+        #expect(RotationSuffix(name: ".1", rotating: "") == nil)
+    }
+
+    @Test("numbered generations: the higher the number, the older")
+    func numberedOrder() throws {
+        let one = try #require(RotationSuffix(name: "app.log.1", rotating: "app.log"))
+        let two = try #require(RotationSuffix(name: "app.log.2", rotating: "app.log"))
+        let ten = try #require(RotationSuffix(name: "app.log.10", rotating: "app.log"))
+        #expect(two.isOlder(than: one) == true)
+        #expect(one.isOlder(than: two) == false)
+        #expect(ten.isOlder(than: two) == true)
+        #expect(one.isOlder(than: one) == false)
+        #expect(one.scheme == .numbered)
+    }
+
+    @Test("dated generations: the earlier, the older, whatever the form")
+    func datedOrder() throws {
+        let names = [
+            "app.log-20241231", "app.log.2025-01-01", "app.log-20250101-100", "app.log-20250101-200",
+            "app.log.2025-01-01_05", "app.log-2025010106", "app.log.2025-01-01_06-30",
+            "app.log.2025-01-01_06-30-01", "app.log.20250102",
+        ]
+        let suffixes = try names.map { try #require(RotationSuffix(name: $0, rotating: "app.log")) }
+        for (index, suffix) in suffixes.enumerated() {
+            #expect(suffix.scheme == .dated)
+            for later in suffixes[(index + 1)...] {
+                #expect(suffix.isOlder(than: later) == true, "\(names[index])")
+                #expect(later.isOlder(than: suffix) == false)
+            }
+        }
+    }
+
+    @Test("numbered and dated names say nothing about each other's order")
+    func mixedSchemes() throws {
+        let numbered = try #require(RotationSuffix(name: "app.log.1", rotating: "app.log"))
+        let dated = try #require(RotationSuffix(name: "app.log-20250101", rotating: "app.log"))
+        #expect(numbered.isOlder(than: dated) == nil)
+        #expect(dated.isOlder(than: numbered) == nil)
+    }
+
+    @Test("the base name is matched byte for byte, special characters included")
+    func specialBase() {
+        #expect(RotationSuffix(name: "a.b-c.1", rotating: "a.b-c") != nil)
+        #expect(RotationSuffix(name: "a.b-c-20250101", rotating: "a.b-c") != nil)
+        #expect(RotationSuffix(name: "a.b-c.1", rotating: "a.b") == nil)
+        #expect(RotationSuffix(name: "syslog.1", rotating: "syslog") != nil)
+    }
+}
+
+@Suite("Followed generations")
+struct FollowedGenerationsTests {
+    private let identity = FileIdentity(device: 0xfe01, inode: 0x1234)
+
+    @Test("a fingerprint matches the file it was taken of, and that file grown; not another")
+    func fingerprint() {
+        let start = Array("first line\nsecond".utf8)
+        let print = GenerationFingerprint(of: start)
+        #expect(print.length == start.count && !print.isComplete)
+        #expect(print.matches(start))
+        #expect(print.matches(start + Array(" line\nthird\n".utf8)))
+        #expect(!print.matches(Array("first line\nsecond".utf8.dropLast())))
+        #expect(!print.matches(Array("First line\nsecond".utf8)))
+        let long = [UInt8](repeating: 0x61, count: 100)
+        let full = GenerationFingerprint(of: long)
+        #expect(full.isComplete && full.length == GenerationFingerprint.windowSize)
+        #expect(full.matches(long.prefix(64)) && !full.matches(long.prefix(63)))
+        #expect(GenerationFingerprint(of: [UInt8]()).matches([UInt8]()))
+        #expect(GenerationFingerprint(length: 65, hash: 0) == nil)
+        #expect(GenerationFingerprint(length: -1, hash: 0) == nil)
+        #expect(GenerationFingerprint.fnv1a(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
+    }
+
+    @Test("entries round-trip through the stored text; the newest record of a file wins")
+    func roundTrip() {
+        var generations = FollowedGenerations()
+        let added = generations.record(identity, fingerprint: GenerationFingerprint(of: [1, 2]))
+        let again = generations.record(identity, fingerprint: GenerationFingerprint(of: [1, 2]))
+        let grown = generations.record(identity, fingerprint: GenerationFingerprint(of: [1, 2, 3]))
+        #expect(added && !again && grown)
+        let other = FileIdentity(device: 0xfe01, inode: 0x99)
+        generations.record(other, fingerprint: GenerationFingerprint(of: [UInt8]()))
+        #expect(generations.entries.count == 2)
+        #expect(generations.entry(for: identity)?.fingerprint == GenerationFingerprint(of: [1, 2, 3]))
+        #expect(FollowedGenerations(parsing: generations.text) == generations)
+        #expect(generations.entry(for: FileIdentity(device: 0xfe02, inode: 0x1234)) == nil)
+    }
+
+    @Test("at most `capacity` entries are kept, the oldest forgotten")
+    func bounded() {
+        var generations = FollowedGenerations()
+        for inode in 0..<UInt64(FollowedGenerations.capacity + 5) {
+            generations.record(FileIdentity(device: 1, inode: inode), fingerprint: GenerationFingerprint(of: [UInt8(inode & 0xff)]))
+        }
+        #expect(generations.entries.count == FollowedGenerations.capacity)
+        #expect(generations.entry(for: FileIdentity(device: 1, inode: 0)) == nil)
+        #expect(generations.entry(for: FileIdentity(device: 1, inode: 5)) != nil)
+    }
+
+    @Test("stored text without the header, or with malformed lines, yields only well-formed entries",
+          arguments: [
+              ("", 0), ("fe01 1234 2 99\n", 0), ("tailsse followed generations v1\n", 0),
+              ("tailsse followed generations v1\nfe01 1234 2 99\nzz 1 1 1\nfe01 1 41 1\nfe01 2 1\n1 2 3 4 5\n", 1),
+              ("tailsse followed generations v1\nfe01 1234 40 ffffffffffffffff\n", 1),
+              ("tailsse followed generations v1\nfe01 1234 40 10000000000000000\n", 0),
+          ] as [(String, Int)])
+    func malformed(text: String, count: Int) {
+        #expect(FollowedGenerations(parsing: text).entries.count == count)
+    }
+}
