@@ -121,6 +121,20 @@ def test_crafted_ids_for_files_beside_the_log_get_reset_and_open_nothing(tailsse
     for what, dev, ino, content in targets:
         for offset in sorted({0, 1, len(content)}):
             assert_reset_then_tail(srv, crafted_id(dev, ino, offset, content), "two")
+    # A genuine rotation among them: the follower's walk for generations in between takes none.
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "three\n")
+        os.rename(log, logdir / "app.log.7")
+        append(log, "new-1\n")
+        s.wait_messages(2)
+        assert kinds(s.events) == [("message", "three"), ("rotated", None), ("message", "new-1")]
+    rotated_id = crafted_id(os.stat(logdir / "app.log.7").st_dev, os.stat(logdir / "app.log.7").st_ino, 4,
+                            b"one\ntwo\nthree\n")
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=rotated_id) as s:
+        s.wait_messages(3)
+        assert kinds(s.events) == [("message", "two"), ("message", "three"), ("rotated", None), ("message", "new-1")]
+        assert b"SECRET" not in bytes(s.body)
     assert srv.running()
     assert srv.stop() == 0
 

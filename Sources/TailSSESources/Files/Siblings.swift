@@ -13,6 +13,15 @@ struct RotatedSibling {
     var modified: timespec
 }
 
+extension RotatedSibling {
+    /// `true` when this file can be the generation rotated next after `previous`: its name says so
+    /// in the same scheme, and it was last written no earlier.
+    func canFollow(_ previous: RotatedSibling) -> Bool {
+        previous.suffix.isOlder(than: suffix) == true
+            && (modified.tv_sec, modified.tv_nsec) >= (previous.modified.tv_sec, previous.modified.tv_nsec)
+    }
+}
+
 /// The entries of `directory` whose names are rotations of `baseName` (``RotationSuffix``) and that
 /// are regular files — not symlinks, fifos or devices — on `device`, oldest first: the order in
 /// which rotation wrote them. Found with `readdir` and `lstat` only; nothing is opened.
@@ -58,7 +67,7 @@ struct RotatedGenerations {
         guard followed.entry(for: identity) != nil else { return [] }
         let siblings = list(device: identity.device)
         guard let start = siblings.first(where: { $0.identity == identity }),
-              let first = open(start, inferred: false)
+              case .opened(let first) = open(start, after: nil)
         else { return [] }
         return [first] + openNewer(than: identity, in: siblings)
     }
@@ -73,38 +82,52 @@ struct RotatedGenerations {
         rotatedSiblings(directory: directory, baseName: baseName, device: device)
     }
 
-    /// Walks the generations after `identity` one by one. A rotation that moves files while we
-    /// walk makes an open fail (gone, or another file under that name): the directory is listed
-    /// again and the walk goes on from the last generation opened.
+    /// Walks the generations after `identity` one by one, passing over files the rules refuse. A
+    /// rotation that moves files while we walk makes an open fail (gone, or another file under that
+    /// name): the directory is listed again and the walk goes on from the last generation opened.
     private func openNewer(than identity: FileIdentity, in listed: [RotatedSibling]) -> [OpenFile] {
         var chain: [OpenFile] = []
         var siblings = listed
         var last = identity
+        var refused: Set<FileIdentity> = []
         var relists = 0
-        while let index = siblings.firstIndex(where: { $0.identity == last }), index + 1 < siblings.count {
-            if let file = open(siblings[index + 1], inferred: true) {
+        while let index = siblings.firstIndex(where: { $0.identity == last }),
+              let candidate = siblings[(index + 1)...].first(where: { !refused.contains($0.identity) }) {
+            switch open(candidate, after: siblings[index]) {
+            case .opened(let file):
                 chain.append(file)
                 last = file.identity
-                continue
+            case .refused:
+                refused.insert(candidate.identity)
+            case .failed:
+                relists += 1
+                guard relists <= 8 else { return chain }
+                siblings = list(device: identity.device)
             }
-            relists += 1
-            guard relists <= 8 else { break }
-            siblings = list(device: identity.device)
         }
         return chain
     }
 
-    /// Opens `sibling` if the rules allow: a followed generation with its fingerprint, or (when
-    /// `inferred`) a single-linked file never seen before; recorded as followed once opened.
-    private func open(_ sibling: RotatedSibling, inferred: Bool) -> OpenFile? {
+    private enum Opening {
+        case opened(OpenFile)
+        /// The rules refuse this file; it was not opened.
+        case refused
+        /// It could not be opened as listed (renamed or replaced meanwhile).
+        case failed
+    }
+
+    /// Opens `sibling` if the rules allow: a followed generation with its fingerprint, or (with
+    /// `previous`, the generation before it) a file never seen that can be the one rotated after
+    /// it (``RotatedSibling/canFollow(_:)``) and is single-linked. Recorded as followed once opened.
+    private func open(_ sibling: RotatedSibling, after previous: RotatedSibling?) -> Opening {
         let entry = followed.entry(for: sibling.identity)
-        guard entry != nil || (inferred && sibling.links == 1) else { return nil }
-        guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity) else { return nil }
+        guard entry != nil || (sibling.links == 1 && previous.map { sibling.canFollow($0) } == true) else { return .refused }
+        guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity) else { return .failed }
         if let entry {
-            guard let leading = try? file.leadingBytes(), entry.fingerprint.matches(leading) else { return nil }
+            guard let leading = try? file.leadingBytes(), entry.fingerprint.matches(leading) else { return .refused }
         } else {
             followed.record(file)
         }
-        return file
+        return .opened(file)
     }
 }
