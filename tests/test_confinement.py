@@ -235,23 +235,57 @@ def test_genuine_rename_rotation_resumes_exactly_also_after_restart(tailsse, log
         assert kinds(s.events) == [("message", x) for x in old] + [("rotated", None)] + [("message", x) for x in new]
 
 
+def copytruncate(log: Path, rotated: str = "app.log.1") -> None:
+    shutil.copyfile(log, log.parent / rotated)
+    os.truncate(log, 0)
+
+
 def test_copytruncate_resumes_exactly(tailsse, logdir):
+    """At the truncation's point, and behind it (the rest is read from the copy beside the file)."""
     log = logdir / "app.log"
     log.write_bytes(b"")
     srv = tailsse({"app": log})
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         old = write_lines(log, "old", 4)
-        last = s.wait_messages(4)[-1].own_id
-        shutil.copyfile(log, logdir / "app.log.1")
-        os.truncate(log, 0)
+        ids = [e.own_id for e in s.wait_messages(4)]
+        copytruncate(log)
         s.wait_for(lambda st: any(e.type == "truncated" for e in st.events), 20, "truncated")
         new = write_lines(log, "new", 2)
         s.wait_messages(6)
-    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+    after = [("truncated", None)] + [("message", x) for x in new]
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=ids[-1]) as s:
         s.wait_messages(2)
-        assert kinds(s.events) == [("truncated", None)] + [("message", x) for x in new]
-    assert old
+        assert kinds(s.events) == after
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=ids[1]) as s:
+        s.wait_messages(4)
+        assert kinds(s.events) == [("message", x) for x in old[2:]] + after
+
+
+def test_copytruncate_while_down_resumes_exactly_after_restart(tailsse, logdir):
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        old = write_lines(log, "old", 4)
+        ids = [e.own_id for e in s.wait_messages(4)]
+    assert srv.stop() == 0
+    old += write_lines(log, "down", 2)
+    copytruncate(log, "app.log-20250101")
+    new = write_lines(log, "new", 2)
+    srv.start()
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=ids[1]) as s:
+        s.wait_messages(6)
+        assert kinds(s.events) == [("message", x) for x in old[2:]] + [("truncated", None)] + [("message", x) for x in new]
+    # A copy whose first bytes are not what the file held (another file given a rotation name) is
+    # not taken for it.
+    os.rename(logdir / "app.log-20250101", logdir / "app.log-20250102")
+    data = (logdir / "app.log-20250102").read_bytes()
+    (logdir / "app.log-20250102").write_bytes(b"X" + data[1:])
+    with SSEStream(srv.port, "/sources/app?tail=1", last_event_id=ids[1]) as s:
+        s.wait_messages(1)
+        assert [e.type for e in s.events] == ["reset", "message"]
 
 
 def test_journal_cursor_lookups_stay_in_the_configured_directory(tailsse, tmp_path):

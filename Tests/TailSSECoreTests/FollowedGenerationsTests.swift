@@ -61,3 +61,28 @@ struct FollowedGenerationsTests {
         #expect(FollowedGenerations(parsing: text).entries.count == count)
     }
 }
+
+@Suite("Followed generations: truncation in place")
+struct FollowedGenerationsTruncationTests {
+    private let identity = FileIdentity(device: 7, inode: 8)
+
+    @Test("a truncation keeps the fingerprint of the content before; the entry starts again")
+    func truncation() {
+        var generations = FollowedGenerations()
+        let before = GenerationFingerprint(of: Array("old content\n".utf8))
+        let after = GenerationFingerprint(of: Array("new\n".utf8))
+        let withoutEntry = generations.recordTruncation(of: identity)
+        generations.record(identity, fingerprint: before)
+        let withEntry = generations.recordTruncation(of: identity)
+        #expect(!withoutEntry && withEntry)
+        #expect(generations.entry(for: identity) == nil)
+        generations.record(identity, fingerprint: after)
+        #expect(generations.entry(for: identity)?.fingerprint == after)
+        #expect(generations.truncatedContent(of: identity) == [before])
+        let reread = FollowedGenerations(parsing: generations.text)
+        #expect(reread == generations)
+        #expect(reread.truncatedContent(of: identity) == [before])
+        #expect(generations.text.contains(" t\n"))
+        #expect(FollowedGenerations(parsing: "tailsse followed generations v1\n7 8 1 2 x\n").entries.isEmpty)
+    }
+}

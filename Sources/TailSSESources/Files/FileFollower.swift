@@ -202,6 +202,7 @@ final class FileFollower {
         }
         splitter.reset(offset: 0)
         window = []
+        source.followed.recordTruncation(of: current.identity)
         recordFingerprint(of: current, force: true)
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),

@@ -134,7 +134,7 @@ public final class FileSource: ManagedSource {
         var rewritten = false
         for serial in table.withLock({ $0.serials(of: id.file) }) {
             guard let generation = table.withLock({ $0[serial] }) else { continue }
-            if generation.transition == .truncated {
+            if generation.isOverwritten {
                 // Its bytes are gone from the file: only an id at its very end is known to be right.
                 if id.offset == generation.sealedEnd, id.check == generation.endCheck {
                     return .success(FilePosition(generation: serial, offset: id.offset))
@@ -149,6 +149,7 @@ public final class FileSource: ManagedSource {
             if verdict == true { return .success(FilePosition(generation: serial, offset: id.offset)) }
             if verdict == false { rewritten = true }
         }
+        if let position = await resumeInCopy(of: id) { return .success(position) }
         if rewritten {
             return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
         }
@@ -166,6 +167,21 @@ public final class FileSource: ManagedSource {
             return .success(FilePosition(generation: serial, offset: id.offset))
         }
         return .failure(ResumeFailure(description: "this id names a file that is no longer here (rotated away, deleted, or another source's); starting from the tail"))
+    }
+
+    /// For an id in the followed file before it was truncated in place (copytruncate): the same
+    /// position in the copy the rotation left beside it, which is followed by the file's content
+    /// after the truncation.
+    private func resumeInCopy(of id: FileEventID) async -> FilePosition? {
+        guard let successor = table.withLock({ $0.generationAfterTruncation(of: id.file) }) else { return nil }
+        let rotations = self.rotations
+        guard let found = await runBlocking({ () -> (OpenFile, Int64)? in
+            guard let copy = rotations.openCopy(of: id.file, offset: id.offset, check: id.check) else { return nil }
+            return (copy, try copy.size())
+        }), let (copy, end) = found else { return nil }
+        let serial = table.withLock { $0.addCopy(copy, end: end, before: successor) }
+        logger.debug("resuming in the copy of a truncated file", metadata: ["identity": .string(id.file.description)])
+        return FilePosition(generation: serial, offset: id.offset)
     }
 
     /// The position `tail` lines before the end of what the follower has published.

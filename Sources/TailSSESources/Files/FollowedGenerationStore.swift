@@ -41,14 +41,33 @@ final class FollowedGenerationStore: Sendable {
         state.withLock { $0.entry(for: identity) }
     }
 
+    /// The fingerprints of what `identity` held before it was truncated in place, newest first.
+    func truncatedContent(of identity: FileIdentity) -> [GenerationFingerprint] {
+        state.withLock { $0.truncatedContent(of: identity) }
+    }
+
+    /// Records that the followed file `identity` was truncated in place (see
+    /// ``FollowedGenerations/recordTruncation(of:)``).
+    func recordTruncation(of identity: FileIdentity) {
+        let text: String? = state.withLock { $0.recordTruncation(of: identity) ? $0.text : nil }
+        if let text { save(text) }
+    }
+
     /// Records `file` (with the fingerprint of its first bytes now) as followed; returns the
-    /// fingerprint's length, or `nil` when its first bytes could not be read.
+    /// fingerprint's length, or `nil` when its first bytes could not be read. A file that no longer
+    /// starts as recorded was rewritten in place (also while tailsse was down): what it held before
+    /// is kept as truncated content.
     @discardableResult
     func record(_ file: OpenFile) -> Int? {
         guard let leading = try? file.leadingBytes() else { return nil }
         let fingerprint = GenerationFingerprint(of: leading)
         let text: String? = state.withLock { generations in
-            generations.record(file.identity, fingerprint: fingerprint) ? generations.text : nil
+            var changed = false
+            if let known = generations.entry(for: file.identity), !known.fingerprint.matches(leading) {
+                changed = generations.recordTruncation(of: file.identity)
+            }
+            changed = generations.record(file.identity, fingerprint: fingerprint) || changed
+            return changed ? generations.text : nil
         }
         if let text { save(text) }
         return fingerprint.length

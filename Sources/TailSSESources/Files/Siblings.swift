@@ -78,6 +78,25 @@ struct RotatedGenerations {
         openNewer(than: identity, in: list(device: identity.device))
     }
 
+    /// Opens the copy a copytruncate rotation left beside the followed file `identity` before
+    /// truncating it: a single-linked file under a rotation name that starts with what `identity`
+    /// held before a truncation (by its recorded fingerprint) and holds `check` before `offset`.
+    /// Newest first; `nil` when there is none (nothing else is opened).
+    func openCopy(of identity: FileIdentity, offset: Int64, check: UInt32) -> OpenFile? {
+        let before = followed.truncatedContent(of: identity)
+        guard !before.isEmpty else { return nil }
+        for sibling in list(device: identity.device).reversed() where sibling.links == 1 && sibling.identity != identity {
+            guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity),
+                  let leading = try? file.leadingBytes(), before.contains(where: { $0.matches(leading) }),
+                  let size = try? file.size(), offset <= size,
+                  let history = try? file.history(before: offset), PositionCheck(of: history).value == check
+            else { continue }
+            followed.record(file)
+            return file
+        }
+        return nil
+    }
+
     private func list(device: UInt64) -> [RotatedSibling] {
         rotatedSiblings(directory: directory, baseName: baseName, device: device)
     }
