@@ -76,4 +76,26 @@ struct RotationSuffixTests {
         #expect(RotationSuffix(name: "a.b-c.1", rotating: "a.b") == nil)
         #expect(RotationSuffix(name: "syslog.1", rotating: "syslog") != nil)
     }
+
+    @Test("random suffixes: no crash; an accepted one is digits and separators only, and orders consistently")
+    func randomSuffixes() {
+        var rng = SplitMix64(seed: 0x5EED)
+        let alphabet = Array("0123456789.-_x~ ".utf8)
+        var accepted: [RotationSuffix] = []
+        for _ in 0..<20_000 {
+            let length = Int(rng.next() % 24)
+            let suffix = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            let name = "app.log" + String(decoding: suffix, as: UTF8.self)
+            guard let parsed = RotationSuffix(name: name, rotating: "app.log") else { continue }
+            #expect(suffix.allSatisfy { Array("0123456789.-_".utf8).contains($0) }, "\(name)")
+            accepted.append(parsed)
+        }
+        #expect(accepted.count > 20)
+        for (a, b) in zip(accepted, accepted.dropFirst()) {
+            if let older = a.isOlder(than: b), let newer = b.isOlder(than: a) {
+                #expect(!(older && newer))
+                #expect(older || newer || a == b)
+            }
+        }
+    }
 }
