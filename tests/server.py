@@ -43,6 +43,8 @@ class Server:
         self.args += ["--heartbeat", str(heartbeat), "--write-timeout", str(write_timeout),
                       "--max-line-bytes", str(max_line_bytes), "--retry", str(retry),
                       "--shared-buffer-bytes", str(shared_buffer_bytes), *extra]
+        # Where tailsse remembers the file generations it followed (kept across restarts).
+        self.env = {**os.environ, "STATE_DIRECTORY": str(Path(log_dir) / f"{name}.state")}
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.starts = 0
@@ -55,7 +57,7 @@ class Server:
         log.write(f"\n==== start #{self.starts + 1}: {' '.join(self.wrapper + self.args)}\n".encode())
         log.flush()
         self.proc = subprocess.Popen(self.wrapper + self.args, stdout=subprocess.PIPE, stderr=log,
-                                     stdin=subprocess.DEVNULL, cwd=self.cwd)
+                                     stdin=subprocess.DEVNULL, cwd=self.cwd, env=self.env)
         log.close()
         self.starts += 1
         fd = self.proc.stdout.fileno()

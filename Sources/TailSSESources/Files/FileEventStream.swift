@@ -71,7 +71,7 @@ final class FileEventStream: EventStream {
                 moveToStart(of: successor, marker: (.reset, "the rest of a rotated file is no longer kept open; continuing with the file that replaced it"), into: &buffer)
                 return .progressed
             }
-            if generation.transition == .truncated {
+            if generation.isOverwritten {
                 moveToStart(of: successor, marker: (.reset, "the file was truncated before these lines were sent; continuing after the truncation"), into: &buffer)
                 return .progressed
             }

@@ -17,6 +17,8 @@ final class FileFollower {
     private var buffer: [UInt8] = []
     /// The last bytes consumed, to notice a file truncated and rewritten past our offset.
     private var window: [UInt8] = []
+    /// How many leading bytes of the followed file its recorded fingerprint covers.
+    private var fingerprinted = GenerationFingerprint.windowSize
     private static let readSize = 256 << 10
 
     init(source: FileSource) {
@@ -46,6 +48,7 @@ final class FileFollower {
             do {
                 let replacement = try OpenFile.open(path: source.path)
                 drain(current)
+                drainRotatedGenerations(after: current, replacement: replacement)
                 rotate(to: replacement)
                 drain(replacement)
                 switched = true
@@ -56,9 +59,33 @@ final class FileFollower {
         case .success:
             source.report(problem: nil)
         case .failure:
-            break
+            switched = drainRotatedGenerations(after: current) || switched
         }
         return switched
+    }
+
+    /// Follows and drains, in order, the generations rotated after `current` that still lie beside
+    /// it (several rotations between two looks): each after a `rotated` marker. Returns `true` when
+    /// it moved to another file. `replacement` (the file now at the path) is left to the caller.
+    @discardableResult
+    private func drainRotatedGenerations(after current: OpenFile, replacement: OpenFile? = nil) -> Bool {
+        var moved = false
+        for generation in source.rotations.openGenerations(after: current.identity) {
+            // The replacement was rotated too while we looked: it comes first, the rest next time.
+            if generation.identity == replacement?.identity { break }
+            if source.table.withLock({ !$0.serials(of: generation.identity).isEmpty }) { continue }
+            if !moved { drain(current) }
+            rotate(to: generation)
+            drain(generation)
+            moved = true
+        }
+        return moved
+    }
+
+    /// Records the followed file's fingerprint while it is shorter than the fingerprint's window.
+    private func recordFingerprint(of current: OpenFile, force: Bool = false) {
+        guard force || (fingerprinted < GenerationFingerprint.windowSize && splitter.consumedOffset > Int64(fingerprinted)) else { return }
+        fingerprinted = source.followed.record(current) ?? GenerationFingerprint.windowSize
     }
 
     /// Opens the file the first time it is found. At startup the stream begins at the last complete
@@ -92,6 +119,7 @@ final class FileFollower {
             event: nil
         )])
         file = opened
+        recordFingerprint(of: opened, force: true)
         return true
     }
 
@@ -138,6 +166,7 @@ final class FileFollower {
             }
         }
         commit(records)
+        recordFingerprint(of: current)
     }
 
     private static func record(_ line: SplitLine, serial: UInt64, identity: FileIdentity) -> LogRecord<FilePosition> {
@@ -166,12 +195,15 @@ final class FileFollower {
     private func truncate(_ current: OpenFile) {
         flushHeld(identity: current.identity)
         let end = splitter.emittedOffset
+        let endCheck = PositionCheck(of: window).value
         let (previous, serial) = source.table.withLock { table in
             let previous = table.active
-            return (previous, table.advance(end: end, to: current, transition: .truncated))
+            return (previous, table.advance(end: end, endCheck: endCheck, to: current, transition: .truncated))
         }
         splitter.reset(offset: 0)
         window = []
+        source.followed.recordTruncation(of: current.identity)
+        recordFingerprint(of: current, force: true)
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
             to: FilePosition(generation: serial, offset: 0),
@@ -190,6 +222,7 @@ final class FileFollower {
         splitter.reset(offset: 0)
         window = []
         file = replacement
+        recordFingerprint(of: replacement, force: true)
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
             to: FilePosition(generation: serial, offset: 0),

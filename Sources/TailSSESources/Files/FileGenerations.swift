@@ -20,8 +20,14 @@ struct Generation: Sendable {
     var successor: UInt64?
     /// The marker sent when moving to the successor (`nil`: move silently).
     var transition: StreamEvent.Kind?
+    /// The ``PositionCheck`` of the bytes before `sealedEnd`, kept for a generation truncated in
+    /// place (its bytes are gone from the file), so an id at its end still resumes exactly.
+    var endCheck: UInt32?
 
     var identity: FileIdentity? { file?.identity }
+
+    /// `true` when the file was truncated in place after this generation: its bytes are gone.
+    var isOverwritten: Bool { transition == .truncated && endCheck != nil }
 }
 
 /// The generations of one file source, shared by its follower and its clients' streams.
@@ -50,9 +56,11 @@ struct GenerationTable: Sendable {
     subscript(serial: UInt64) -> Generation? { generations[serial] }
 
     /// Seals the active generation at `end` and makes a new one (for `file`) active.
-    mutating func advance(end: Int64, to file: OpenFile, transition: StreamEvent.Kind?) -> UInt64 {
+    /// `endCheck` is given for a truncation in place (see ``Generation/endCheck``).
+    mutating func advance(end: Int64, endCheck: UInt32? = nil, to file: OpenFile, transition: StreamEvent.Kind?) -> UInt64 {
         let serial = insert(Generation(file: file))
         generations[active]?.sealedEnd = end
+        generations[active]?.endCheck = endCheck
         generations[active]?.successor = serial
         generations[active]?.transition = transition
         active = serial
@@ -68,12 +76,29 @@ struct GenerationTable: Sendable {
         var successor = order.first { generations[$0]?.file != nil } ?? active
         for (file, end) in files.reversed() {
             if let known = serials(of: file.identity).last {
+                if generations[known]?.file == nil { generations[known]?.file = file }
                 successor = known
                 continue
             }
             successor = insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .rotated))
         }
         return successor
+    }
+
+    /// Adds the copy a copytruncate rotation left of a generation of the followed file before it
+    /// was truncated: read to `end`, then `successor` follows after a `truncated` marker.
+    mutating func addCopy(_ file: OpenFile, end: Int64, before successor: UInt64) -> UInt64 {
+        insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated))
+    }
+
+    /// The generation that followed the newest truncation of `identity` in place, or (none seen by
+    /// this process) its first generation here.
+    func generationAfterTruncation(of identity: FileIdentity) -> UInt64? {
+        let serials = serials(of: identity)
+        if let truncated = serials.first(where: { generations[$0]?.isOverwritten == true }) {
+            return generations[truncated]?.successor
+        }
+        return serials.last
     }
 
     /// Generations whose file has `identity`, newest first.

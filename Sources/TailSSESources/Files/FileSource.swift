@@ -22,6 +22,8 @@ public final class FileSource: ManagedSource {
 
     let log: EventLog<FilePosition>
     let table = Mutex(GenerationTable())
+    /// The generations of the file followed so far, remembered across restarts.
+    let followed: FollowedGenerationStore
     let logger: Logger
     private let status = Mutex<String?>(nil)
     private let following = Atomic<Bool>(false)
@@ -31,7 +33,12 @@ public final class FileSource: ManagedSource {
     ///   - maxLineBytes: longer lines are split into pieces of at most this many bytes.
     ///   - sharedBytes: bytes of recent events kept in memory for all clients to share.
     ///   - watcher: the inotify thread that follows the file once the source begins.
-    public init(name: String, path: String, maxLineBytes: Int = 64 << 10, sharedBytes: Int = 4 << 20, watcher: FileWatchService, logger: Logger) {
+    ///   - stateDirectory: where to remember the generations followed (``defaultStateDirectory``);
+    ///     `nil`: in memory only.
+    public init(
+        name: String, path: String, maxLineBytes: Int = 64 << 10, sharedBytes: Int = 4 << 20,
+        watcher: FileWatchService, stateDirectory: String? = FileSource.defaultStateDirectory, logger: Logger
+    ) {
         self.name = name
         self.path = path
         self.maxLineBytes = maxLineBytes
@@ -41,6 +48,15 @@ public final class FileSource: ManagedSource {
         var logger = logger
         logger[metadataKey: "source"] = .string(name)
         self.logger = logger
+        self.followed = FollowedGenerationStore(filePath: path, stateDirectory: stateDirectory, logger: logger)
+    }
+
+    /// `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/tailsse`, else `$HOME/.local/state/tailsse`.
+    public static var defaultStateDirectory: String? { FollowedGenerationStore.defaultDirectory() }
+
+    /// The rotated generations beside the file, under the confinement rules of resume ids.
+    var rotations: RotatedGenerations {
+        RotatedGenerations(directory: directoryPath, baseName: baseName, followed: followed)
     }
 
     public var isFollowing: Bool { following.load(ordering: .relaxed) }
@@ -105,8 +121,9 @@ public final class FileSource: ManagedSource {
         var description: String
     }
 
-    /// Maps a client's last id to a position: in a generation this process knows, or in a rotated
-    /// file beside the followed one that still has the id's identity.
+    /// Maps a client's last id to a position: in a generation this process holds, or in a rotated
+    /// file beside the followed one that tailsse followed (``RotatedGenerations``) and that still
+    /// holds the bytes the id's check names. Any other id opens nothing.
     func resolve(_ text: String) async -> Result<FilePosition, ResumeFailure> {
         let id: FileEventID
         do {
@@ -114,21 +131,31 @@ public final class FileSource: ManagedSource {
         } catch {
             return .failure(ResumeFailure(description: "\(error.description); starting from the tail"))
         }
+        var rewritten = false
         for serial in table.withLock({ $0.serials(of: id.file) }) {
-            guard let generation = table.withLock({ $0[serial] }), let file = generation.file else { continue }
+            guard let generation = table.withLock({ $0[serial] }) else { continue }
+            if generation.isOverwritten {
+                // Its bytes are gone from the file: only an id at its very end is known to be right.
+                if id.offset == generation.sealedEnd, id.check == generation.endCheck {
+                    return .success(FilePosition(generation: serial, offset: id.offset))
+                }
+                continue
+            }
+            guard let file = generation.file else { continue }
             let verdict = await runBlocking { () -> Bool in
                 let end = try generation.sealedEnd ?? file.size()
                 return try id.offset <= end && PositionCheck(of: file.history(before: id.offset)).value == id.check
             }
             if verdict == true { return .success(FilePosition(generation: serial, offset: id.offset)) }
-            if verdict == false {
-                return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
-            }
+            if verdict == false { rewritten = true }
         }
-        let directory = directoryPath
-        let base = baseName
+        if let position = await resumeInCopy(of: id) { return .success(position) }
+        if rewritten {
+            return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
+        }
+        let rotations = self.rotations
         let chain = await runBlocking { () -> [(OpenFile, Int64)]? in
-            let files = openRotationChain(directory: directory, baseName: base, from: id.file)
+            let files = rotations.openChain(from: id.file)
             guard let first = files.first else { return nil }
             let size = try first.size()
             guard id.offset <= size, try PositionCheck(of: first.history(before: id.offset)).value == id.check else { return nil }
@@ -140,6 +167,21 @@ public final class FileSource: ManagedSource {
             return .success(FilePosition(generation: serial, offset: id.offset))
         }
         return .failure(ResumeFailure(description: "this id names a file that is no longer here (rotated away, deleted, or another source's); starting from the tail"))
+    }
+
+    /// For an id in the followed file before it was truncated in place (copytruncate): the same
+    /// position in the copy the rotation left beside it, which is followed by the file's content
+    /// after the truncation.
+    private func resumeInCopy(of id: FileEventID) async -> FilePosition? {
+        guard let successor = table.withLock({ $0.generationAfterTruncation(of: id.file) }) else { return nil }
+        let rotations = self.rotations
+        guard let found = await runBlocking({ () -> (OpenFile, Int64)? in
+            guard let copy = rotations.openCopy(of: id.file, offset: id.offset, check: id.check) else { return nil }
+            return (copy, try copy.size())
+        }), let (copy, end) = found else { return nil }
+        let serial = table.withLock { $0.addCopy(copy, end: end, before: successor) }
+        logger.debug("resuming in the copy of a truncated file", metadata: ["identity": .string(id.file.description)])
+        return FilePosition(generation: serial, offset: id.offset)
     }
 
     /// The position `tail` lines before the end of what the follower has published.

@@ -21,7 +21,20 @@ final class OpenFile: Sendable {
 
     /// Opens `path` read-only; throws the `errno` on failure.
     static func open(path: String) throws(SystemError) -> OpenFile {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        try open(path: path, flags: 0)
+    }
+
+    /// Opens a rotated generation lying beside the followed file: never through a symlink
+    /// (`O_NOFOLLOW`), and only if what was opened is the regular file `identity` (checked with
+    /// `fstat` on the descriptor, so a file swapped in after `lstat` is not read).
+    static func openGeneration(path: String, identity: FileIdentity) throws(SystemError) -> OpenFile {
+        let file = try open(path: path, flags: O_NOFOLLOW)
+        guard file.identity == identity else { throw SystemError(errno: ESTALE, operation: "open \(path): another file than expected") }
+        return file
+    }
+
+    private static func open(path: String, flags: Int32) throws(SystemError) -> OpenFile {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags)
         guard fd >= 0 else { throw SystemError(errno: errno, operation: "open \(path)") }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
@@ -67,6 +80,13 @@ final class OpenFile: Sendable {
         }
         buffer.removeLast(count - filled)
         if failure != 0 && filled == 0 { throw SystemError(errno: failure, operation: "pread") }
+    }
+
+    /// The file's first (up to) ``GenerationFingerprint/windowSize`` bytes.
+    func leadingBytes() throws(SystemError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        try read(at: 0, count: GenerationFingerprint.windowSize, into: &bytes)
+        return bytes
     }
 
     /// The (up to) ``PositionCheck/windowSize`` bytes just before `offset`.

@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TailSSECore
+
+/// The rotated generations of a followed file that lie beside it, and which of them may be read.
+///
+/// A generation a resume id names must be one tailsse followed (``FollowedGenerations``, with a
+/// matching fingerprint). The generations rotated after it are read too when tailsse followed them,
+/// or, never seen (several rotations between two looks, or while tailsse was down), when they are
+/// single-linked regular files whose names put them between it and the file followed now.
+struct RotatedGenerations {
+    let directory: String
+    let baseName: String
+    let followed: FollowedGenerationStore
+
+    /// Opens the rotated file `identity` and the rotated files written after it, oldest first; `[]`
+    /// when `identity` is not a followed generation lying beside the file under a rotation name.
+    /// Nothing that fails these rules is opened.
+    func openChain(from identity: FileIdentity) -> [OpenFile] {
+        guard followed.entry(for: identity) != nil else { return [] }
+        let siblings = list(device: identity.device)
+        guard let start = siblings.first(where: { $0.identity == identity }),
+              case .opened(let first) = open(start, after: nil)
+        else { return [] }
+        return [first] + openNewer(than: identity, in: siblings)
+    }
+
+    /// Opens the rotated files written after the followed file `identity` (which has been renamed
+    /// away), oldest first; `[]` when it does not lie beside under a rotation name.
+    func openGenerations(after identity: FileIdentity) -> [OpenFile] {
+        openNewer(than: identity, in: list(device: identity.device))
+    }
+
+    /// Opens the copy a copytruncate rotation left beside the followed file `identity` before
+    /// truncating it: a single-linked file under a rotation name that starts with what `identity`
+    /// held before a truncation (by its recorded fingerprint) and holds `check` before `offset`.
+    /// Newest first; `nil` when there is none (nothing else is opened).
+    func openCopy(of identity: FileIdentity, offset: Int64, check: UInt32) -> OpenFile? {
+        let before = followed.truncatedContent(of: identity)
+        guard !before.isEmpty else { return nil }
+        for sibling in list(device: identity.device).reversed() where sibling.links == 1 && sibling.identity != identity {
+            guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity),
+                  let leading = try? file.leadingBytes(), before.contains(where: { $0.matches(leading) }),
+                  let size = try? file.size(), offset <= size,
+                  let history = try? file.history(before: offset), PositionCheck(of: history).value == check
+            else { continue }
+            followed.record(file)
+            return file
+        }
+        return nil
+    }
+
+    private func list(device: UInt64) -> [RotatedSibling] {
+        rotatedSiblings(directory: directory, baseName: baseName, device: device)
+    }
+
+    /// Walks the generations after `identity` one by one, passing over files the rules refuse. A
+    /// rotation that moves files while we walk makes an open fail (gone, or another file under that
+    /// name): the directory is listed again and the walk goes on from the last generation opened.
+    private func openNewer(than identity: FileIdentity, in listed: [RotatedSibling]) -> [OpenFile] {
+        var chain: [OpenFile] = []
+        var siblings = listed
+        var last = identity
+        var refused: Set<FileIdentity> = []
+        var relists = 0
+        while let index = siblings.firstIndex(where: { $0.identity == last }),
+              let candidate = siblings[(index + 1)...].first(where: { !refused.contains($0.identity) }) {
+            switch open(candidate, after: siblings[index]) {
+            case .opened(let file):
+                chain.append(file)
+                last = file.identity
+            case .refused:
+                refused.insert(candidate.identity)
+            case .failed:
+                relists += 1
+                guard relists <= 8 else { return chain }
+                siblings = list(device: identity.device)
+            }
+        }
+        return chain
+    }
+
+    private enum Opening {
+        case opened(OpenFile)
+        /// The rules refuse this file; it was not opened.
+        case refused
+        /// It could not be opened as listed (renamed or replaced meanwhile).
+        case failed
+    }
+
+    /// Opens `sibling` if the rules allow: a followed generation with its fingerprint, or (with
+    /// `previous`, the generation before it) a file never seen that can be the one rotated after
+    /// it (``RotatedSibling/canFollow(_:)``) and is single-linked. Recorded as followed once opened.
+    private func open(_ sibling: RotatedSibling, after previous: RotatedSibling?) -> Opening {
+        let entry = followed.entry(for: sibling.identity)
+        guard entry != nil || (sibling.links == 1 && previous.map { sibling.canFollow($0) } == true) else { return .refused }
+        guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity) else { return .failed }
+        if let entry {
+            guard let leading = try? file.leadingBytes(), entry.fingerprint.matches(leading) else { return .refused }
+        } else {
+            followed.record(file)
+        }
+        return .opened(file)
+    }
+}
