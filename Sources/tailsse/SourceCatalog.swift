@@ -75,8 +75,9 @@ final class Reloader: Sendable {
                     let settings = try command.settings()
                     let sources = try catalog.sources(for: settings)
                     let tokens = try settings.tokenFile.flatMap { path throws(ConfigurationError) in
-                        keepsTokens ? try TokenFile.read(path: path, sources: Set(sources.map(\.name)), logger: logger) : nil
+                        keepsTokens ? try TokenFile.read(path: path, logger: logger) : nil
                     }
+                    if let tokens { TokenFile.warnAboutUnknownSources(in: tokens, sources: sources.map(\.name), logger: logger) }
                     return .success((settings, sources, tokens))
                 } catch {
                     return .failure(error)

@@ -96,13 +96,12 @@ struct TailSSECommand: AsyncParsableCommand {
         Self.raiseOpenFileLimit(logger: logger)
         let sockets = try ListenSockets.inherited()
         try Self.refuseOpenDoor(settings: settings, sockets: sockets)
+        let tokens = try settings.tokenFile.map { path throws(ConfigurationError) in try TokenFile.read(path: path, logger: logger) }
         let watcher = try FileWatchService(logger: logger)
         let catalog = SourceCatalog(watcher: watcher, logger: logger)
         let registry = SourceRegistry()
         let sources = try catalog.sources(for: settings)
-        let tokens = try settings.tokenFile.map { path throws(ConfigurationError) in
-            try TokenFile.read(path: path, sources: Set(sources.map(\.name)), logger: logger)
-        }
+        if let tokens { TokenFile.warnAboutUnknownSources(in: tokens, sources: sources.map(\.name), logger: logger) }
         let access = try AccessControl(
             tokens: tokens, hosts: HostPolicy(allowedNames: settings.allowedHosts),
             origins: OriginPolicy(allowedOrigins: settings.allowedOrigins)

@@ -45,15 +45,26 @@ public final class FileWatchService: Service, CustomStringConvertible {
         self.mailbox = mailbox
         self.loop = loop
         let wake = ends[0]
-        self.thread = try DedicatedThread {
-            loop.run(wake: wake, mailbox: mailbox)
+        let writer = ends[1]
+        do {
+            self.thread = try DedicatedThread {
+                loop.run(wake: wake, mailbox: mailbox)
+                close(wake)
+                close(writer)
+                close(inotify)
+            }
+        } catch {
+            close(wake)
+            close(writer)
+            close(inotify)
+            throw error
         }
     }
 
+    /// A service dropped without running (tailsse failed to start) stops its thread, which closes
+    /// the descriptors it polls once it has left its loop.
     deinit {
-        close(wakeReader)
-        close(wakeWriter)
-        close(inotify)
+        if mailbox.stopOnce() { wake() }
     }
 
     /// Starts following `source`: returns once its file was read to its last complete line (or
@@ -75,8 +86,7 @@ public final class FileWatchService: Service, CustomStringConvertible {
         await withGracefulShutdownHandler {
             try? await gracefulShutdown()
         } onGracefulShutdown: {}
-        mailbox.stop()
-        wake()
+        if mailbox.stopOnce() { wake() }
         await thread.join()
         for source in loop.followedSources {
             source.setFollowing(false)
@@ -130,6 +140,14 @@ private final class Mailbox: Sendable {
     }
 
     func stop() { state.withLock { $0.stopping = true } }
+
+    /// Stops the thread; `true` if it was not stopping yet (its descriptors are still open).
+    func stopOnce() -> Bool {
+        state.withLock { state in
+            defer { state.stopping = true }
+            return !state.stopping
+        }
+    }
     var isStopping: Bool { state.withLock { $0.stopping } }
 }
 
