@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import TailSSECore
+import TailSSEHTTP
 
 /// tailsse's settings, resolved from the command line over the configuration file over defaults.
 ///
@@ -21,6 +22,8 @@ struct Settings: Sendable, Equatable {
     var retryMilliseconds = 2000
     var sharedBufferBytes = 4 << 20
     var logLevel = Logger.Level.info
+    /// The certificate chain and private key (PEM) to serve HTTPS with.
+    var tls: TLSSettings?
 
     /// A file source: `NAME=PATH`, the path absolute.
     struct FileSpec: Sendable, Equatable {
@@ -31,7 +34,7 @@ struct Settings: Sendable, Equatable {
     /// The keys of a configuration file: the long options' names.
     static let keys: Set<String> = [
         "listen", "file", "journal", "journal-directory", "static-dir", "max-line-bytes", "heartbeat",
-        "write-timeout", "retry", "shared-buffer-bytes", "log-level",
+        "write-timeout", "retry", "shared-buffer-bytes", "log-level", "tls-cert", "tls-key",
     ]
 
     /// One raw value and where it was given.
@@ -99,6 +102,12 @@ struct Settings: Sendable, Equatable {
             }
             settings.logLevel = level
         }
+        switch (given["tls-cert"], given["tls-key"]) {
+        case (let certificate?, let key?): settings.tls = TLSSettings(certificatePath: absolute(certificate.value, in: certificate.directory), keyPath: absolute(key.value, in: key.directory))
+        case (let certificate?, nil): throw certificate.problem("needs tls-key too: the certificate's private key (PEM)")
+        case (nil, let key?): throw key.problem("needs tls-cert too: the certificate (PEM) the key belongs to")
+        case (nil, nil): break
+        }
         return settings
     }
 
@@ -111,6 +120,7 @@ struct Settings: Sendable, Equatable {
         if writeTimeout != other.writeTimeout { keys.append("write-timeout") }
         if retryMilliseconds != other.retryMilliseconds { keys.append("retry") }
         if logLevel != other.logLevel { keys.append("log-level") }
+        if tls != other.tls { keys.append("tls-cert/tls-key") }
         return keys
     }
 

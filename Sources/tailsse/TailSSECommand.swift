@@ -50,12 +50,19 @@ struct TailSSECommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key. SIGHUP re-reads it.", valueName: "FILE"))
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM).", valueName: "FILE"))
+    var tlsKey: String?
+
     /// The options given on the command line, as configuration keys and values.
     var commandLine: [(key: String, value: String)] {
         var given: [(key: String, value: String)] = files.map { ("file", $0) }
         let scalars: [(String, String?)] = [
             ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
             ("write-timeout", writeTimeout), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
+            ("tls-cert", tlsCertificate), ("tls-key", tlsKey),
         ]
         for case (let key, let value?) in scalars { given.append((key, value)) }
         return given
@@ -93,7 +100,8 @@ struct TailSSECommand: AsyncParsableCommand {
                 heartbeat: .milliseconds(Int64(settings.heartbeat * 1000)),
                 writeTimeout: .milliseconds(Int64(settings.writeTimeout * 1000)),
                 retryMilliseconds: settings.retryMilliseconds
-            )
+            ),
+            tls: settings.tls
         )
         let reloader = Reloader(command: self, running: settings, catalog: catalog, registry: registry, logger: logger)
         try await runServer(
@@ -104,7 +112,7 @@ struct TailSSECommand: AsyncParsableCommand {
             reload: { await reloader.reload() },
             logger: logger
         ) { address in
-            print("tailsse: listening on http://\(address)/")
+            print("tailsse: listening on \(settings.tls == nil ? "http" : "https")://\(address)/")
             fflush(nil)
         }
     }
