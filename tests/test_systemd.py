@@ -247,10 +247,18 @@ def test_socket_activated_service_serves_https_with_credentials(installed, tmp_p
         renewed = make_identity(tmp_path / "renewed", "tailsse", ca)
         (tls_dir / "tailsse.pem").write_bytes(renewed.cert.read_bytes())
         (tls_dir / "tailsse.key").write_bytes(renewed.key.read_bytes())
+
+        def served() -> bytes:
+            out = container.run("sh", "-c", f"openssl s_client -connect 127.0.0.1:{PORT} -servername localhost "
+                                "</dev/null 2>/dev/null | openssl x509 -outform der | base64 -w0").stdout.decode()
+            return base64.b64decode(out)
+
+        # A reload re-reads the credentials directory, which systemd filled at start.
+        container.run("systemctl", "reload", "tailsse.service", timeout=60)
+        assert container.show("tailsse.service", "ActiveState")["ActiveState"] == "active"
+        print("after systemctl reload the", "renewed" if served() == renewed.der() else "first", "certificate is served")
         container.run("systemctl", "restart", "tailsse.service", timeout=60)
-        served = container.run("sh", "-c", f"openssl s_client -connect 127.0.0.1:{PORT} -servername localhost "
-                               "</dev/null 2>/dev/null | openssl x509 -outform der | base64 -w0").stdout.decode()
-        assert base64.b64decode(served) == renewed.der(), "the renewed certificate is not served after the restart"
+        assert served() == renewed.der(), "the renewed certificate is not served after the restart"
         assert container.show("tailsse.service", "ActiveState")["ActiveState"] == "active"
         logs_text = container.run("journalctl", "-u", "tailsse.service", "--no-pager", "-o", "cat").stdout.decode()
         assert "BEGIN" not in logs_text and "PRIVATE" not in logs_text

@@ -362,3 +362,68 @@ def test_a_connection_that_stops_reading_altogether_is_closed(tailsse, logdir, i
         assert srv.running()
     finally:
         sock.close()
+
+
+def h2_client(srv, identity):
+    """A raw HTTP/2 client connection: (TLS socket, h2 connection)."""
+    import h2.config
+    import h2.connection
+
+    context = ssl.create_default_context(cafile=str(identity.ca))
+    context.set_alpn_protocols(["h2"])
+    sock = context.wrap_socket(socket.create_connection(("127.0.0.1", srv.port)), server_hostname="localhost")
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+def open_stream(srv, sock, conn, path: str = "/sources/app?tail=0") -> int:
+    stream_id = conn.get_next_available_stream_id()
+    conn.send_headers(stream_id, [(":method", "GET"), (":scheme", "https"), (":authority", f"127.0.0.1:{srv.port}"),
+                                  (":path", path), ("accept", "text/event-stream")], end_stream=True)
+    sock.sendall(conn.data_to_send())
+    return stream_id
+
+
+def test_a_stream_the_client_resets_ends_and_its_neighbours_go_on(https, identity):
+    srv, log = https
+    sock, conn = h2_client(srv, identity)
+    try:
+        kept, dropped = open_stream(srv, sock, conn), open_stream(srv, sock, conn)
+        wait_until(lambda: metric(srv, identity.ca, "tailsse_streams") == 2, what="two open streams")
+        conn.reset_stream(dropped)
+        sock.sendall(conn.data_to_send())
+        wait_until(lambda: metric(srv, identity.ca, "tailsse_streams") == 1, what="the reset stream to end")
+        append(log, "to the kept stream\n")
+        data = bytearray()
+        import h2.events
+        deadline = time.monotonic() + 10
+        while b'"text":"to the kept stream"' not in data:
+            assert time.monotonic() < deadline, bytes(data)
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            for event in conn.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.DataReceived):
+                    assert event.stream_id == kept
+                    data += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            sock.sendall(conn.data_to_send())
+    finally:
+        sock.close()
+    # The whole connection gone: its last stream ends too.
+    wait_until(lambda: metric(srv, identity.ca, "tailsse_streams") == 0, what="the stream of the closed connection to end")
+
+
+def test_sigterm_ends_http2_streams_cleanly(https, identity):
+    srv, log = https
+    streams = CurlStream("--cacert", str(identity.ca), "--http2", "-Z", url(srv, "/sources/app?tail=0"),
+                         url(srv, "/sources/app?tail=0&again"))
+    try:
+        streams.wait_for(b"HTTP/2 200", count=2)
+        wait_until(lambda: metric(srv, identity.ca, "tailsse_streams") == 2, what="two open streams")
+        started = time.monotonic()
+        assert srv.stop(signal.SIGTERM, timeout=15) == 0
+        assert time.monotonic() - started < 5
+        assert streams.proc.wait(timeout=10) == 0, streams.proc.stderr.read()  # both ended as HTTP/2 says
+    finally:
+        streams.close()
