@@ -20,8 +20,9 @@ APT_RUN := ca-certificates curl pkg-config libsystemd-dev
 # journal, and its package also holds systemd-journal-gatewayd (the peer); systemd has journald,
 # journalctl, systemd-cat and systemd-socket-activate (util-linux, in APT_TEST, has unshare and nsenter).
 APT_JOURNAL_BENCH := systemd systemd-journal-remote
-# systemd-container: the unit test boots a real systemd in systemd-nspawn.
-APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev $(APT_JOURNAL_BENCH) systemd-container
+# systemd-container: the unit test boots a real systemd in systemd-nspawn. openssl makes the TLS
+# tests' certificates; iproute2's ss counts the server's connections.
+APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace gcc libc6-dev $(APT_JOURNAL_BENCH) systemd-container openssl iproute2
 # The benchmarks compile their C load client (bench/sseload.c) and journal follower (bench/jfollow.c,
 # libsystemd-dev) and use coreutils' tail as baseline and peer, and websocketd (+ tail -F) as a peer
 # in the full runs only (the smoke run of `make test` leaves it out, so it is not in APT_TEST).

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-READY = re.compile(rb"tailsse: listening on http://([^/\s]+):(\d+)/")
+READY = re.compile(rb"tailsse: listening on https?://([^/\s]+):(\d+)/")
 
 
 def binary() -> str:

@@ -67,9 +67,9 @@ class Container:
                 continue
         return None
 
-    def run(self, *command: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, *command: str, timeout: float = 30, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
         result = subprocess.run(["nsenter", "-t", str(self.leader), "-a", *command], capture_output=True,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+                                timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(command)} exited {result.returncode}: {result.stdout.decode()} {result.stderr.decode()}")
         return result

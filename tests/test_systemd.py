@@ -5,6 +5,7 @@ pings, streaming a file (and the journal, when this build has --journal), reload
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -16,6 +17,7 @@ import pytest
 
 from server import append, binary, wait_until
 from systemd_container import Container, unavailable
+from tls_support import make_ca, make_identity
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8111
@@ -36,8 +38,9 @@ def has_journal_option() -> bool:
 class CurlStream:
     """`curl -N` inside the container, its output read as it comes."""
 
-    def __init__(self, container: Container, path: str, accept: str = "text/event-stream") -> None:
-        self.proc = container.popen("curl", "-sN", "-H", f"Accept: {accept}", f"http://127.0.0.1:{PORT}{path}")
+    def __init__(self, container: Container, path: str, accept: str = "text/event-stream",
+                 base: str = f"http://127.0.0.1:{PORT}", curl_args: tuple[str, ...] = ()) -> None:
+        self.proc = container.popen("curl", "-sN", *curl_args, "-H", f"Accept: {accept}", f"{base}{path}")
         self.out = bytearray()
 
     def wait_for(self, needle: bytes, timeout: float = 30) -> None:
@@ -176,4 +179,90 @@ def test_socket_activated_hardened_service(installed, tmp_path):
     finally:
         for stream in streams:
             stream.close()
+        container.stop()
+
+
+TLS_DROP_IN = """[Service]
+LoadCredential=tls.crt:/etc/tailsse/tls/tailsse.pem
+LoadCredential=tls.key:/etc/tailsse/tls/tailsse.key
+ExecStart=
+ExecStart=/usr/local/bin/tailsse --config /etc/tailsse/tailsse.conf --tls-cert %d/tls.crt --tls-key %d/tls.key
+"""
+
+
+@pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
+def test_socket_activated_service_serves_https_with_credentials(installed, tmp_path):
+    """The README's drop-in: the key stays root-only (0600) in /etc/tailsse/tls; systemd hands the
+    service a private copy (LoadCredential=), and the socket-activated unit speaks HTTP/2 over TLS.
+    A renewed certificate is served after `systemctl restart` (systemd 252 fills the credentials
+    only at start), the socket staying open meanwhile."""
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    logs.chmod(0o755)
+    (logs / "app.log").write_text("app-0\n")
+    (logs / "app.log").chmod(0o644)
+    conf = installed / "etc/tailsse/tailsse.conf"
+    conf.write_text("file = app=/var/log/tailsse-test/app.log\nheartbeat = 1\n")
+    tls_dir = installed / "etc/tailsse/tls"
+    ca = make_ca(tmp_path / "ca")
+    first = make_identity(tmp_path / "first", "tailsse", ca)
+    tls_dir.mkdir(mode=0o700)
+    for made in (first.cert, first.key):
+        (tls_dir / made.name).write_bytes(made.read_bytes())
+    (tls_dir / "tailsse.key").chmod(0o600)
+    container = Container(
+        binds=[(str(installed / "usr/local"), "/usr/local", False), (str(installed / "etc/tailsse"), "/etc/tailsse", False),
+               (str(logs), "/var/log/tailsse-test", False), (str(ca[0]), "/run/test-ca.pem", False)]
+        + [(d, d, False) for d in runtime_library_dirs(binary())],
+        kernel_args=["systemd.wants=tailsse.socket"],
+        log=tmp_path / "nspawn.log",
+    )
+    base = f"https://localhost:{PORT}"
+    tls_args = ("--cacert", "/run/test-ca.pem", "--resolve", f"localhost:{PORT}:127.0.0.1")
+    curl = ["curl", "-sS", *tls_args]
+    live = None
+    try:
+        container.wait_booted()
+        container.run("sh", "-c", "mkdir -p /etc/systemd/system/tailsse.service.d && cat > "
+                      "/etc/systemd/system/tailsse.service.d/tls.conf && systemctl daemon-reload",
+                      input=TLS_DROP_IN.encode())
+
+        # The first connection, over TLS, starts the service through the socket and gets HTTP/2.
+        out = container.run(*curl, "--http2", "-w", "\n%{http_version}", f"{base}/sources").stdout.decode()
+        body, version = out.rsplit("\n", 1)
+        assert version == "2" and [s["name"] for s in json.loads(body)] == ["app"], out
+        state = container.show("tailsse.service", "ActiveState", "DynamicUser", "LoadCredential")
+        assert state["ActiveState"] == "active" and state["DynamicUser"] == "yes", state
+        live = CurlStream(container, "/sources/app?tail=1", base=base, curl_args=("--http2", *tls_args))
+        live.wait_for(b'"text":"app-0"')
+        append(logs / "app.log", "app-1\n")
+        live.wait_for(b'"text":"app-1"')
+
+        # The service reads its private copy of the key (the original stays root's, 0600).
+        creds = container.run("ls", "-l", "/run/credentials/tailsse.service/").stdout.decode()
+        assert "tls.key" in creds and "-r--------" in creds, creds
+
+        # Renewal: new files, then a restart (the socket keeps accepting meanwhile).
+        renewed = make_identity(tmp_path / "renewed", "tailsse", ca)
+        (tls_dir / "tailsse.pem").write_bytes(renewed.cert.read_bytes())
+        (tls_dir / "tailsse.key").write_bytes(renewed.key.read_bytes())
+
+        def served() -> bytes:
+            out = container.run("sh", "-c", f"openssl s_client -connect 127.0.0.1:{PORT} -servername localhost "
+                                "</dev/null 2>/dev/null | openssl x509 -outform der | base64 -w0").stdout.decode()
+            return base64.b64decode(out)
+
+        # A reload re-reads the credentials directory, which systemd filled at start.
+        container.run("systemctl", "reload", "tailsse.service", timeout=60)
+        assert container.show("tailsse.service", "ActiveState")["ActiveState"] == "active"
+        print("after systemctl reload the", "renewed" if served() == renewed.der() else "first", "certificate is served")
+        container.run("systemctl", "restart", "tailsse.service", timeout=60)
+        assert served() == renewed.der(), "the renewed certificate is not served after the restart"
+        assert container.show("tailsse.service", "ActiveState")["ActiveState"] == "active"
+        logs_text = container.run("journalctl", "-u", "tailsse.service", "--no-pager", "-o", "cat").stdout.decode()
+        assert "BEGIN" not in logs_text and "PRIVATE" not in logs_text
+    finally:
+        if live is not None:
+            live.close()
         container.stop()

@@ -17,25 +17,36 @@ public enum ListenTarget: Sendable, Equatable {
     case sockets([Int32])
 }
 
-/// The HTTP server: Hummingbird's router and HTTP/1 channel on NIO server channels that it either
-/// binds itself or adopts from systemd.
+/// The HTTP server: Hummingbird's router on NIO server channels that it either binds itself or
+/// adopts from systemd, speaking plain HTTP/1.1 or, with a certificate, HTTPS with HTTP/2 and
+/// HTTP/1.1 (``HTTPSChannel``).
 ///
 /// Hummingbird's `Application` can only bind an address, so this service does what its server
 /// does with `ServerBootstrap.bind(_:)` for an inherited descriptor: each accepted connection runs
-/// HummingbirdCore's `HTTP1Channel` with the router as responder, and graceful shutdown quiesces
-/// (stops accepting, lets open requests finish) like Hummingbird's own server.
+/// HummingbirdCore's `HTTP1Channel` (or ``HTTPSChannel``) with the router as responder, and
+/// graceful shutdown quiesces (stops accepting, lets open requests finish) like Hummingbird's own
+/// server.
 struct HTTPServer: Service, CustomStringConvertible {
     var description: String { "HTTPServer" }
     let target: ListenTarget
     let responder: HTTPChannelHandler.Responder
+    /// Serve HTTPS with this certificate; `nil` for plain HTTP/1.1.
+    var https: HTTPSChannel? = nil
     let logger: Logger
     /// Called with the listening channels once connections are accepted.
     let onListening: @Sendable ([any Channel]) async -> Void
 
     func run() async throws {
+        if let https {
+            try await serve(https)
+        } else {
+            try await serve(HTTP1Channel(responder: responder))
+        }
+    }
+
+    private func serve<Connection: ServerChildChannel>(_ childChannel: Connection) async throws {
         let eventLoops = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: eventLoops)
-        let childChannel = HTTP1Channel(responder: responder)
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: eventLoops)
             .serverChannelOption(ChannelOptions.backlog, value: 4096)
@@ -46,10 +57,10 @@ struct HTTPServer: Service, CustomStringConvertible {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
-        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { channel in
+        let setup: @Sendable (any Channel) -> EventLoopFuture<Connection.Value> = { channel in
             childChannel.setup(channel: channel, logger: logger)
         }
-        var listeners: [NIOAsyncChannel<HTTP1Channel.Value, Never>] = []
+        var listeners: [NIOAsyncChannel<Connection.Value, Never>] = []
         do {
             switch target {
             case .address(let host, let port):
@@ -77,7 +88,9 @@ struct HTTPServer: Service, CustomStringConvertible {
         }
     }
 
-    private static func accept(on listener: NIOAsyncChannel<HTTP1Channel.Value, Never>, childChannel: HTTP1Channel, logger: Logger) async {
+    private static func accept<Connection: ServerChildChannel>(
+        on listener: NIOAsyncChannel<Connection.Value, Never>, childChannel: Connection, logger: Logger
+    ) async {
         await withDiscardingTaskGroup { group in
             do {
                 try await listener.executeThenClose { inbound in

@@ -13,16 +13,19 @@ public struct ServerConfiguration: Sendable {
     public var listen: ListenTarget
     public var staticDirectory: String?
     public var stream: StreamSettings
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate; `nil` for plain HTTP/1.1.
+    public var tls: TLSSettings?
     /// Tokens, allowed hosts and origins.
     public var access: AccessControl
 
     public init(
         listen: ListenTarget = .address(host: "127.0.0.1", port: 8111), staticDirectory: String? = nil, stream: StreamSettings = StreamSettings(),
-        access: AccessControl = AccessControl(tokens: nil)
+        tls: TLSSettings? = nil, access: AccessControl = AccessControl(tokens: nil)
     ) {
         self.listen = listen
         self.staticDirectory = staticDirectory
         self.stream = stream
+        self.tls = tls
         self.access = access
     }
 }
@@ -36,6 +39,7 @@ public struct ServerConfiguration: Sendable {
 ///   - services: long-lived services that feed the sources (started first, stopped last).
 ///   - probes: liveness checks for systemd's watchdog, beside the server's own event loops.
 ///   - reload: re-reads the configuration on `SIGHUP`; returns a problem for `STATUS=`, if any.
+///     The TLS certificate and key, if any, are re-read on `SIGHUP` too.
 ///   - onListening: called with each bound address once the server accepts connections.
 public func runServer(
     configuration: ServerConfiguration,
@@ -58,7 +62,10 @@ public func runServer(
     api.addRoutes(to: router)
     let listening = Latch<[any Channel]>()
     let status = StatusNote()
-    let server = HTTPServer(target: configuration.listen, responder: HTTPServer.responder(router.buildResponder(), logger: logger), logger: logger) { channels in
+    let httpResponder = HTTPServer.responder(router.buildResponder(), logger: logger)
+    var https: HTTPSChannel?
+    if let tls = configuration.tls { https = try await HTTPSChannel(settings: tls, stalledWriteTimeout: configuration.stream.writeTimeout, responder: httpResponder) }
+    let server = HTTPServer(target: configuration.listen, responder: httpResponder, https: https, logger: logger) { channels in
         for channel in channels {
             let address = channel.localAddress.map { address -> String in
                 let host = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]" : $0 } ?? "\(address)"
@@ -72,7 +79,7 @@ public func runServer(
         SourceCloser(registry: registry),
         StreamSweeper(registry: registry, settings: configuration.stream, connections: connections, logger: logger),
     ]
-    if let reload { helpers.append(ReloadService(reload: reload, status: status)) }
+    if let reload = HTTPSChannel.reloading(https, after: reload, logger: logger) { helpers.append(ReloadService(reload: reload, status: status)) }
     helpers += [
         server,
         StreamCloser(connections: connections, grace: .milliseconds(500)),

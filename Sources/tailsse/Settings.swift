@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import TailSSECore
+import TailSSEHTTP
 
 /// tailsse's settings, resolved from the command line over the configuration file over defaults.
 ///
@@ -29,6 +30,8 @@ struct Settings: Sendable, Equatable {
     var allowedHosts: [String] = []
     /// Origins whose pages may call the API (CORS).
     var allowedOrigins: [String] = []
+    /// The certificate chain and private key (PEM) to serve HTTPS with.
+    var tls: TLSSettings?
 
     /// A file source: `NAME=PATH`, the path absolute.
     struct FileSpec: Sendable, Equatable {
@@ -40,7 +43,7 @@ struct Settings: Sendable, Equatable {
     static let keys: Set<String> = [
         "listen", "file", "journal", "journal-directory", "static-dir", "max-line-bytes", "heartbeat",
         "write-timeout", "retry", "shared-buffer-bytes", "log-level", "token-file", "allow-unauthenticated", "allowed-host",
-        "allowed-origin",
+        "allowed-origin", "tls-cert", "tls-key",
     ]
 
     /// Keys whose values form a list: command-line values replace the configuration file's.
@@ -128,6 +131,12 @@ struct Settings: Sendable, Equatable {
             }
             settings.logLevel = level
         }
+        switch (given["tls-cert"], given["tls-key"]) {
+        case (let certificate?, let key?): settings.tls = TLSSettings(certificatePath: absolute(certificate.value, in: certificate.directory), keyPath: absolute(key.value, in: key.directory))
+        case (let certificate?, nil): throw certificate.problem("needs tls-key too: the certificate's private key (PEM)")
+        case (nil, let key?): throw key.problem("needs tls-cert too: the certificate (PEM) the key belongs to")
+        case (nil, nil): break
+        }
         return settings
     }
 
@@ -144,6 +153,7 @@ struct Settings: Sendable, Equatable {
         if allowUnauthenticated != other.allowUnauthenticated { keys.append("allow-unauthenticated") }
         if allowedHosts != other.allowedHosts { keys.append("allowed-host") }
         if allowedOrigins != other.allowedOrigins { keys.append("allowed-origin") }
+        if tls != other.tls { keys.append("tls-cert/tls-key") }
         return keys
     }
 

@@ -61,6 +61,11 @@ struct TailSSECommand: AsyncParsableCommand {
 
     @Option(name: .customLong("allowed-origin"), help: ArgumentHelp("An origin whose pages may call the API and read streams, e.g. https://dash.example.com (repeatable).", valueName: "ORIGIN"))
     var allowedOrigins: [String] = []
+    @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key. SIGHUP re-reads it.", valueName: "FILE"))
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The certificate's private key (PEM).", valueName: "FILE"))
+    var tlsKey: String?
 
     /// The options given on the command line, as configuration keys and values.
     var commandLine: [(key: String, value: String)] {
@@ -70,6 +75,7 @@ struct TailSSECommand: AsyncParsableCommand {
             ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
             ("write-timeout", writeTimeout), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
             ("token-file", tokenFile), ("allow-unauthenticated", allowUnauthenticated ? "yes" : nil),
+            ("tls-cert", tlsCertificate), ("tls-key", tlsKey),
         ]
         for case (let key, let value?) in scalars { given.append((key, value)) }
         return given
@@ -104,7 +110,7 @@ struct TailSSECommand: AsyncParsableCommand {
         if let tokens { TokenFile.warnAboutUnknownSources(in: tokens, sources: sources.map(\.name), logger: logger) }
         let access = try AccessControl(
             tokens: tokens, hosts: HostPolicy(allowedNames: settings.allowedHosts),
-            origins: OriginPolicy(allowedOrigins: settings.allowedOrigins)
+            origins: OriginPolicy(allowedOrigins: settings.allowedOrigins), secure: settings.tls != nil
         )
         try await registry.apply(sources)
         if !sockets.isEmpty { logger.info("serving on the sockets systemd passed", metadata: ["count": .stringConvertible(sockets.count)]) }
@@ -116,6 +122,7 @@ struct TailSSECommand: AsyncParsableCommand {
                 writeTimeout: .milliseconds(Int64(settings.writeTimeout * 1000)),
                 retryMilliseconds: settings.retryMilliseconds
             ),
+            tls: settings.tls,
             access: access
         )
         let reloader = Reloader(command: self, running: settings, catalog: catalog, registry: registry, access: access, logger: logger)
@@ -127,7 +134,7 @@ struct TailSSECommand: AsyncParsableCommand {
             reload: { await reloader.reload() },
             logger: logger
         ) { address in
-            print("tailsse: listening on http://\(address)/")
+            print("tailsse: listening on \(settings.tls == nil ? "http" : "https")://\(address)/")
             fflush(nil)
         }
     }
