@@ -427,3 +427,38 @@ def test_sigterm_ends_http2_streams_cleanly(https, identity):
         assert streams.proc.wait(timeout=10) == 0, streams.proc.stderr.read()  # both ended as HTTP/2 says
     finally:
         streams.close()
+
+
+def test_access_control_over_https_and_http2(tailsse, logdir, identity, tmp_path):
+    """Under TLS the login cookie is `__Host-` and `Secure`, the HTTP/2 `:authority` is checked
+    like `Host`, same-origin means https, and a token is needed over h2 as over HTTP/1.1."""
+    token = "https-token-0123456789abcdefXYZ"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{token}\n")
+    tokens.chmod(0o600)
+    log = logdir / "app.log"
+    log.write_bytes(b"secret\n")
+    srv = tailsse({"app": log}, extra=[*tls_args(identity), "--token-file", str(tokens)])
+    ca = ["--cacert", str(identity.ca)]
+    answer = curl(*ca, "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", url(srv, "/sources"))
+    assert answer.stdout == b"2 401", answer
+    answer = curl(*ca, "--http2", "-H", f"Authorization: Bearer {token}", "-w", " %{http_version} %{http_code}", url(srv, "/sources/app?tail=1"),
+                  "--max-time", "2")
+    assert b"secret" in answer.stdout and answer.stdout.endswith(b" 2 200"), answer
+    login = curl(*ca, "--http2", "-D", "-", "-o", "/dev/null", "--data", f"token={token}", url(srv, "/login"))
+    head = login.stdout.decode()
+    cookie = next(line for line in head.splitlines() if line.lower().startswith("set-cookie:"))
+    assert "__Host-tailsse_session=" in cookie and "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie, cookie
+    assert token not in cookie
+    value = cookie.split(":", 1)[1].strip().split(";")[0]
+    assert curl(*ca, "--http2", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Cookie: {value}", url(srv, "/sources")).stdout == b"200"
+    rebound = curl(*ca, "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--connect-to", f"attacker.example:{srv.port}:127.0.0.1:{srv.port}",
+                   "-k", f"https://attacker.example:{srv.port}/healthz")
+    assert rebound.stdout == b"2 421", rebound
+    cross = curl(*ca, "--http2", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Authorization: Bearer {token}",
+                 "-H", f"Origin: http://127.0.0.1:{srv.port}", url(srv, "/sources"))
+    assert cross.stdout == b"403", "http:// is another origin than the https page"
+    same = curl(*ca, "--http2", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Authorization: Bearer {token}",
+                "-H", f"Origin: https://127.0.0.1:{srv.port}", url(srv, "/sources"))
+    assert same.stdout == b"200"
+    assert token not in srv.log_text()

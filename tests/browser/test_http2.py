@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 
@@ -32,15 +33,15 @@ def streams_open(port: int, ca) -> int:
     return int(next(line.split()[-1] for line in body.splitlines() if line.startswith("tailsse_streams ")))
 
 
-def test_twelve_event_sources_share_one_http2_connection(tailsse, logdir, tmp_path):
+def test_twelve_event_sources_share_one_http2_connection(tailsse, logdir, tmp_path, browser):
     identity = make_identity(tmp_path / "tls", "server")
     log = logdir / "app.log"
     log.write_bytes(b"")
     srv = tailsse({"app": log}, extra=["--tls-cert", str(identity.cert), "--tls-key", str(identity.key)])
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
+    # The session's Playwright (one sync Playwright per process) launches a chromium of its own.
+    with contextlib.nullcontext(browser.browser_type) as chromium:
         # Trust exactly this server's key (the flag needs a profile directory of its own).
-        context = p.chromium.launch_persistent_context(
+        context = chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
             args=CHROMIUM_ARGS + [f"--ignore-certificate-errors-spki-list={identity.spki_sha256()}"])
         try:
