@@ -6,6 +6,7 @@ pings, streaming a file (and the journal, when this build has --journal), reload
 from __future__ import annotations
 
 import base64
+import grp
 import json
 import os
 import select
@@ -203,7 +204,12 @@ def test_socket_activated_service_serves_https_with_credentials(installed, tmp_p
     (logs / "app.log").write_text("app-0\n")
     (logs / "app.log").chmod(0o644)
     conf = installed / "etc/tailsse/tailsse.conf"
-    conf.write_text("file = app=/var/log/tailsse-test/app.log\nheartbeat = 1\n")
+    conf.write_text("file = app=/var/log/tailsse-test/app.log\nheartbeat = 1\ntoken-file = /etc/tailsse/tokens\n")
+    # The README's token file: root writes it, the service reads it through the adm group (0640).
+    token = "nspawn-token-0123456789abcdefgh"
+    (installed / "etc/tailsse/tokens").write_text(f"{token}\n")
+    os.chown(installed / "etc/tailsse/tokens", 0, grp.getgrnam("adm").gr_gid)
+    (installed / "etc/tailsse/tokens").chmod(0o640)
     tls_dir = installed / "etc/tailsse/tls"
     ca = make_ca(tmp_path / "ca")
     first = make_identity(tmp_path / "first", "tailsse", ca)
@@ -220,7 +226,7 @@ def test_socket_activated_service_serves_https_with_credentials(installed, tmp_p
     )
     base = f"https://localhost:{PORT}"
     tls_args = ("--cacert", "/run/test-ca.pem", "--resolve", f"localhost:{PORT}:127.0.0.1")
-    curl = ["curl", "-sS", *tls_args]
+    curl = ["curl", "-sS", *tls_args, "-H", f"Authorization: Bearer {token}"]
     live = None
     try:
         container.wait_booted()
@@ -234,7 +240,9 @@ def test_socket_activated_service_serves_https_with_credentials(installed, tmp_p
         assert version == "2" and [s["name"] for s in json.loads(body)] == ["app"], out
         state = container.show("tailsse.service", "ActiveState", "DynamicUser", "LoadCredential")
         assert state["ActiveState"] == "active" and state["DynamicUser"] == "yes", state
-        live = CurlStream(container, "/sources/app?tail=1", base=base, curl_args=("--http2", *tls_args))
+        unauthorized = container.run("curl", "-sS", *tls_args, "-o", "/dev/null", "-w", "%{http_code}", f"{base}/sources").stdout
+        assert unauthorized == b"401", "the hardened unit reads the token file and asks for a token"
+        live = CurlStream(container, "/sources/app?tail=1", base=base, curl_args=("--http2", *tls_args, "-H", f"Authorization: Bearer {token}"))
         live.wait_for(b'"text":"app-0"')
         append(logs / "app.log", "app-1\n")
         live.wait_for(b'"text":"app-1"')
@@ -261,7 +269,7 @@ def test_socket_activated_service_serves_https_with_credentials(installed, tmp_p
         assert served() == renewed.der(), "the renewed certificate is not served after the restart"
         assert container.show("tailsse.service", "ActiveState")["ActiveState"] == "active"
         logs_text = container.run("journalctl", "-u", "tailsse.service", "--no-pager", "-o", "cat").stdout.decode()
-        assert "BEGIN" not in logs_text and "PRIVATE" not in logs_text
+        assert "BEGIN" not in logs_text and "PRIVATE" not in logs_text and token not in logs_text
     finally:
         if live is not None:
             live.close()
