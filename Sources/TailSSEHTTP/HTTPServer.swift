@@ -32,6 +32,11 @@ struct HTTPServer: Service, CustomStringConvertible {
     let responder: HTTPChannelHandler.Responder
     /// Serve HTTPS with this certificate; `nil` for plain HTTP/1.1.
     var https: HTTPSChannel? = nil
+    /// Admits each accepted connection within the connection limits.
+    let gate: ConnectionGate
+    /// A connection that has not sent a whole request head this long after it opened or after its
+    /// last response is closed (slow or half-sent heads, idle keep-alive connections).
+    let requestTimeout: Duration
     let logger: Logger
     /// Called with the listening channels once connections are accepted.
     let onListening: @Sendable ([any Channel]) async -> Void
@@ -40,7 +45,7 @@ struct HTTPServer: Service, CustomStringConvertible {
         if let https {
             try await serve(https)
         } else {
-            try await serve(HTTP1Channel(responder: responder))
+            try await serve(HTTP1Channel(responder: responder, configuration: .init(idleTimeout: TimeAmount(requestTimeout))))
         }
     }
 
@@ -57,8 +62,10 @@ struct HTTPServer: Service, CustomStringConvertible {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
                 }
             }
+        let gate = self.gate
         let setup: @Sendable (any Channel) -> EventLoopFuture<Connection.Value> = { channel in
-            childChannel.setup(channel: channel, logger: logger)
+            gate.admit(channel)
+            return childChannel.setup(channel: channel, logger: logger)
         }
         var listeners: [NIOAsyncChannel<Connection.Value, Never>] = []
         do {
@@ -104,14 +111,15 @@ struct HTTPServer: Service, CustomStringConvertible {
         }
     }
 
-    /// Answers each request with the router, as Hummingbird's `Application` does.
-    static func responder<Responder: HTTPResponder>(_ router: Responder, logger: Logger) -> HTTPChannelHandler.Responder
+    /// Answers each request with the router, as Hummingbird's `Application` does; a request on a
+    /// connection past the connection limits gets 503 instead.
+    static func responder<Responder: HTTPResponder>(_ router: Responder, gate: ConnectionGate, logger: Logger) -> HTTPChannelHandler.Responder
     where Responder.Context == TailSSERequestContext {
         { (request, responseWriter: consuming ResponseWriter, channel) in
             let context = TailSSERequestContext(source: .init(channel: channel, logger: logger))
             var response: Response
             do {
-                response = try await router.respond(to: request, context: context)
+                response = gate.isRefused(channel) ? ConnectionGate.refusal() : try await router.respond(to: request, context: context)
             } catch let error as HTTPParserError {
                 throw error
             } catch {

@@ -17,6 +17,10 @@ public struct ServerConfiguration: Sendable {
     public var tls: TLSSettings?
     /// Tokens, allowed hosts and origins.
     public var access: AccessControl
+    /// Connections held at once, in all and per client address.
+    public var connectionLimits = ConnectionLimits.defaults(openFiles: 1024)
+    /// Longest wait for a request head, on a new connection or an idle kept-alive one.
+    public var requestTimeout: Duration = .seconds(10)
 
     public init(
         listen: ListenTarget = .address(host: "127.0.0.1", port: 8111), staticDirectory: String? = nil, stream: StreamSettings = StreamSettings(),
@@ -62,10 +66,17 @@ public func runServer(
     api.addRoutes(to: router)
     let listening = Latch<[any Channel]>()
     let status = StatusNote()
-    let httpResponder = HTTPServer.responder(router.buildResponder(), logger: logger)
+    let gate = ConnectionGate(limits: configuration.connectionLimits)
+    let httpResponder = HTTPServer.responder(router.buildResponder(), gate: gate, logger: logger)
     var https: HTTPSChannel?
-    if let tls = configuration.tls { https = try await HTTPSChannel(settings: tls, stalledWriteTimeout: configuration.stream.writeTimeout, responder: httpResponder) }
-    let server = HTTPServer(target: configuration.listen, responder: httpResponder, https: https, logger: logger) { channels in
+    if let tls = configuration.tls {
+        https = try await HTTPSChannel(
+            settings: tls, stalledWriteTimeout: configuration.stream.writeTimeout, requestTimeout: configuration.requestTimeout, responder: httpResponder
+        )
+    }
+    let server = HTTPServer(
+        target: configuration.listen, responder: httpResponder, https: https, gate: gate, requestTimeout: configuration.requestTimeout, logger: logger
+    ) { channels in
         for channel in channels {
             let address = channel.localAddress.map { address -> String in
                 let host = address.ipAddress.map { address.protocol == .inet6 ? "[\($0)]" : $0 } ?? "\(address)"

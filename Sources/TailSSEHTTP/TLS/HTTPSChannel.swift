@@ -32,12 +32,16 @@ final class HTTPSChannel: ServerChildChannel {
     /// without waiting for the client (which may have stopped reading).
     private let closeGrace: TimeAmount = .seconds(2)
 
+    /// How long a connection may go without a request (its first, or the next on an idle one).
+    private let requestTimeout: Duration
+
     /// Loads the certificate and key; throws when they cannot be served.
-    init(settings: TLSSettings, stalledWriteTimeout: Duration, responder: @escaping HTTPChannelHandler.Responder) async throws(TLSLoadError) {
+    init(settings: TLSSettings, stalledWriteTimeout: Duration, requestTimeout: Duration, responder: @escaping HTTPChannelHandler.Responder) async throws(TLSLoadError) {
         self.settings = settings
         self.responder = responder
         self.stalledWriteTimeout = TimeAmount(stalledWriteTimeout)
-        self.current = Mutex(try await Self.negotiation(settings: settings, responder: responder))
+        self.requestTimeout = requestTimeout
+        self.current = Mutex(try await Self.negotiation(settings: settings, requestTimeout: requestTimeout, responder: responder))
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -64,7 +68,7 @@ final class HTTPSChannel: ServerChildChannel {
     /// the current ones and returns the problem.
     func reload(logger: Logger) async -> String? {
         do {
-            let negotiation = try await Self.negotiation(settings: settings, responder: responder)
+            let negotiation = try await Self.negotiation(settings: settings, requestTimeout: requestTimeout, responder: responder)
             current.withLock { $0 = negotiation }
             logger.info("TLS certificate reloaded", metadata: ["certificate": .string(settings.certificatePath)])
             return nil
@@ -84,7 +88,7 @@ final class HTTPSChannel: ServerChildChannel {
         }
     }
 
-    private static func negotiation(settings: TLSSettings, responder: @escaping HTTPChannelHandler.Responder) async throws(TLSLoadError) -> HTTP2UpgradeChannel {
+    private static func negotiation(settings: TLSSettings, requestTimeout: Duration, responder: @escaping HTTPChannelHandler.Responder) async throws(TLSLoadError) -> HTTP2UpgradeChannel {
         let loaded: Result<TLSConfiguration, TLSLoadError>
         do {
             loaded = try await NIOThreadPool.singleton.runIfActive {
@@ -95,7 +99,11 @@ final class HTTPSChannel: ServerChildChannel {
         }
         let configuration = try loaded.get()
         do {
-            return try HTTP2UpgradeChannel(tlsConfiguration: configuration, responder: responder)
+            return try HTTP2UpgradeChannel(
+                tlsConfiguration: configuration,
+                configuration: .init(idleTimeout: requestTimeout, streamConfiguration: .init(idleTimeout: TimeAmount(requestTimeout))),
+                responder: responder
+            )
         } catch {
             throw TLSLoadError("\(settings.keyPath): the private key does not belong to the certificate in \(settings.certificatePath) (\(error))")
         }
