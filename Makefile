@@ -9,6 +9,7 @@ DATADIR ?= $(PREFIX)/share/tailsse
 # other PREFIX set UNITDIR=/etc/systemd/system.
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= /etc
+MANDIR ?= $(PREFIX)/share/man
 VENV := .venv
 PYTHON ?= python3
 LISTEN ?= 127.0.0.1:8111
@@ -29,25 +30,42 @@ APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace g
 APT_BENCH := gcc libc6-dev coreutils libsystemd-dev websocketd $(APT_JOURNAL_BENCH)
 # The browser tests: Debian's chromium, driven by Playwright from PyPI (never `playwright install`).
 APT_TEST += chromium fonts-dejavu-core
+# `make deb`: Debian's packaging tools (dpkg-deb, dpkg-shlibdeps, dpkg-gencontrol), binutils' strip,
+# and the man page's checkers; tests/test_package.py installs the package in a debootstrap'd root.
+APT_DEB := dpkg-dev binutils lintian man-db groff-base
+APT_TEST += $(APT_DEB) debootstrap
 
-.PHONY: run build release test test-unit test-integration test-unit-files bench fuzz deps-run deps-test venv clean install uninstall
+# The version: written once, in Sources/tailsse/Version.swift (`tailsse --version` prints it).
+VERSION := $(shell sed -n 's/^ *static let current = "\(.*\)"$$/\1/p' Sources/tailsse/Version.swift)
+
+# The shipped binary: the Swift runtime linked in (`--static-swift-stdlib`), so it needs only the C
+# and C++ libraries and libsystemd. It has its own scratch directory: SwiftPM compiles every module
+# differently for a static standard library (and Swift Testing has no static build), so this build
+# and the tests' build in .build never rebuild each other. BIND_NOW, and no $$ORIGIN run path.
+STATIC_BUILD := .build-static
+SWIFT_RELEASE := $(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now \
+	--scratch-path $(STATIC_BUILD) --product tailsse
+BUILT ?= $(STATIC_BUILD)/release/tailsse
+
+.PHONY: run build release test test-unit test-integration test-unit-files bench fuzz deps-run deps-test deps-deb venv clean install uninstall deb
 
 run: deps-run release
 	@echo "tailsse: open http://$(LISTEN)/ — or: curl -N http://$(LISTEN)/sources/NAME"
-	./.build/release/tailsse --listen $(LISTEN) --static-dir static $(RUN_ARGS)
+	$(BUILT) --listen $(LISTEN) --static-dir static $(RUN_ARGS)
 
 build:
 	$(SWIFT) build
 
 release:
-	$(SWIFT) build -c release
+	$(SWIFT_RELEASE)
 
 test: deps-test venv
 	$(SWIFT) build -c release --build-tests
 	$(SWIFT) test -c release --skip-build
+	$(SWIFT_RELEASE)
 	$(MAKE) --no-print-directory test-unit-files
-	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
-	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py --smoke
+	TAILSSE_BIN=$(CURDIR)/$(BUILT) $(VENV)/bin/python -m pytest -q tests
+	TAILSSE_BIN=$(CURDIR)/$(BUILT) $(VENV)/bin/python bench/run.py --smoke
 
 test-unit:
 	$(SWIFT) test -c release
@@ -61,11 +79,11 @@ fuzz:
 	TAILSSE_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) TAILSSE_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test -c release --skip-build --filter FuzzTests
 
 test-integration: deps-test venv release
-	TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python -m pytest -q tests
+	TAILSSE_BIN=$(CURDIR)/$(BUILT) $(VENV)/bin/python -m pytest -q tests
 
 bench: deps-test venv release
 	$(call apt_install,$(APT_BENCH))
-	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" TAILSSE_BIN=$(CURDIR)/.build/release/tailsse $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	BENCH_VIA="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" TAILSSE_BIN=$(CURDIR)/$(BUILT) $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 # The systemd units: `systemd-analyze verify` clean (the unit's binary pointed at the one built
 # here) and a security exposure of at most 1.5 (systemd-analyze's --threshold is on a 0-100 scale).
@@ -82,12 +100,16 @@ test-unit-files:
 	set -o pipefail; systemd-analyze security --offline=yes --threshold=$(SECURITY_THRESHOLD) --no-pager systemd/tailsse.service | tail -1
 	@rm -rf .build/unit-check
 
-# Installs the release binary, the page, the units and (never over an existing one) the example
-# configuration. Without DESTDIR, systemd is told to reload its units.
+# Installs the release binary, the page, the units, the man page (made by packaging/manpage.py from
+# `tailsse --help` and this README) and (never over an existing one) the example configuration.
+# Without DESTDIR, systemd is told to reload its units.
 SYSTEMCTL ?= systemctl
-BUILT ?= .build/release/tailsse
-install: $(if $(filter .build/release/tailsse,$(BUILT)),release)
+install: $(if $(filter $(STATIC_BUILD)/release/tailsse,$(BUILT)),release)
 	install -D -m 0755 $(BUILT) $(DESTDIR)$(BINDIR)/tailsse
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
+	set -o pipefail; $(PYTHON) packaging/manpage.py $(BUILT) README.md --prefix $(PREFIX) --sysconfdir $(SYSCONFDIR) \
+		| gzip -9n > $(DESTDIR)$(MANDIR)/man8/tailsse.8.gz
+	chmod 0644 $(DESTDIR)$(MANDIR)/man8/tailsse.8.gz
 	install -d -m 0755 $(DESTDIR)$(DATADIR)/static
 	install -m 0644 static/* $(DESTDIR)$(DATADIR)/static/
 	install -d -m 0755 $(DESTDIR)$(UNITDIR)
@@ -110,11 +132,48 @@ uninstall:
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
 		$(SYSTEMCTL) disable --now tailsse.socket tailsse.service 2>/dev/null || true; \
 	fi
-	rm -f $(DESTDIR)$(BINDIR)/tailsse
+	rm -f $(DESTDIR)$(BINDIR)/tailsse $(DESTDIR)$(MANDIR)/man8/tailsse.8.gz
 	rm -rf $(DESTDIR)$(DATADIR)
 	rm -f $(DESTDIR)$(UNITDIR)/tailsse.service $(DESTDIR)$(UNITDIR)/tailsse.socket
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then $(SYSTEMCTL) daemon-reload; fi
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/tailsse/tailsse.conf: remove $(DESTDIR)$(SYSCONFDIR)/tailsse yourself if it is no longer wanted"
+
+# The Debian package tailsse_VERSION-REVISION_ARCH.deb (in DEB_DIR): `make install` with PREFIX=/usr
+# into a staging root, the binary stripped as dh_strip does, the files of packaging/debian, Depends
+# computed by dpkg-shlibdeps and the control file by dpkg-gencontrol, built by dpkg-deb. A rebuild
+# of the same version for an upgrade: DEB_REVISION=2.
+DEB_REVISION ?= 1
+DEB_VERSION := $(VERSION)-$(DEB_REVISION)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_DIR ?= .
+DEB := $(DEB_DIR)/tailsse_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_WORK := $(STATIC_BUILD)/deb
+DEB_ROOT := $(DEB_WORK)/root
+DEB_DATE := $(or $(shell git log -1 --format=%cD 2>/dev/null),$(shell date -R))
+DEB_MAINTAINER := $(shell sed -n 's/^Maintainer: //p' packaging/debian/control)
+# No errors; the warnings printed are the ones the README's install section accepts.
+LINTIAN ?= lintian --fail-on error
+deb: deps-deb $(if $(filter $(STATIC_BUILD)/release/tailsse,$(BUILT)),release)
+	@test -n "$(VERSION)" || { echo "no version in Sources/tailsse/Version.swift"; exit 1; }
+	rm -rf $(DEB_WORK) && mkdir -p $(DEB_ROOT)/DEBIAN $(DEB_ROOT)/usr/share/doc/tailsse $(DEB_WORK)/debian
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr SYSCONFDIR=/etc BUILT=$(BUILT)
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded $(DEB_ROOT)/usr/bin/tailsse
+	install -m 0644 packaging/debian/copyright $(DEB_ROOT)/usr/share/doc/tailsse/copyright
+	printf 'tailsse (%s) unstable; urgency=medium\n\n  * tailsse %s, packaged by make deb.\n\n -- %s  %s\n' \
+		'$(DEB_VERSION)' '$(VERSION)' '$(DEB_MAINTAINER)' '$(DEB_DATE)' > $(DEB_WORK)/changelog
+	gzip -9n < $(DEB_WORK)/changelog > $(DEB_ROOT)/usr/share/doc/tailsse/changelog.Debian.gz
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
+	install -m 0644 packaging/debian/conffiles $(DEB_ROOT)/DEBIAN/conffiles
+	cp packaging/debian/control $(DEB_WORK)/debian/control
+	cd $(DEB_WORK) && dpkg-shlibdeps -Tdebian/substvars root/usr/bin/tailsse
+	cd $(DEB_WORK) && dpkg-gencontrol -ptailsse -lchangelog -Tdebian/substvars -fdebian/files -Proot -v$(DEB_VERSION)
+	cd $(DEB_ROOT) && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum > DEBIAN/md5sums
+	@mkdir -p $(DEB_DIR)
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
+	$(LINTIAN) $(DEB)
+
+deps-deb:
+	$(call apt_install,$(APT_DEB))
 
 # Installs the Debian packages that are missing (root, or sudo when available).
 define apt_install
@@ -142,4 +201,4 @@ $(VENV)/.ready: tests/requirements.txt
 	touch $@
 
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build $(STATIC_BUILD) $(VENV)

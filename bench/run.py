@@ -1185,11 +1185,11 @@ def footprint(bench: Bench, p: argparse.Namespace) -> None:
                 pass
     stripped = "stripped" if "not stripped" not in subprocess.run(["file", "-L", str(binary)], capture_output=True,
                                                                    text=True).stdout else "not stripped"
-    comparison.notes.append(
-        f"Binary `{Path(bench.binary).as_posix()}`: {size / 2**20:.1f} MiB ({size:,} bytes, {stripped}); it links "
-        f"the Swift runtime dynamically: {len(libs)} libraries from the toolchain "
-        f"({', '.join(n for n, _ in libs)}; {sum(z for _, z in libs) / 2**20:.1f} MiB together), which a machine "
-        "without the Swift toolchain needs installed beside it (or a `-static-stdlib` build).")
+    linking = ("the Swift runtime linked in (`--static-swift-stdlib`): it loads no library from the toolchain" if not libs else
+               f"it links the Swift runtime dynamically: {len(libs)} libraries from the toolchain "
+               f"({', '.join(n for n, _ in libs)}; {sum(z for _, z in libs) / 2**20:.1f} MiB together), which a machine "
+               "without the Swift toolchain needs installed beside it (`make release` builds the static binary)")
+    comparison.notes.append(f"Binary `{Path(bench.binary).as_posix()}`: {size / 2**20:.1f} MiB ({size:,} bytes, {stripped}); {linking}.")
     comparison.notes.append(f"The harness starts every server with RLIMIT_NOFILE raised to 65,536 where it may (else "
                             f"its soft limit raised to the hard one); the harness's own limit here: {resource_nofile()}. "
                             "Under systemd a service gets a soft limit of 1,024 unless its unit sets LimitNOFILE=, "

@@ -1,4 +1,6 @@
-"""A real systemd booted in systemd-nspawn (the host's own /usr, volatile), driven from the host.
+"""A real systemd booted in systemd-nspawn, driven from the host: the host's own /usr (volatile), or
+a clean Debian made by debootstrap (`debian_root`, cached outside the clone) under a throw-away
+overlay.
 
 Each container runs in a cgroup of its own, removed with nspawn's `payload`/`supervisor`
 leftovers when it stops, so concurrent runs do not meet.
@@ -6,7 +8,10 @@ leftovers when it stops, so concurrent runs do not meet.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
+import select
 import shutil
 import signal
 import subprocess
@@ -27,12 +32,63 @@ def unavailable() -> str | None:
     return None
 
 
+# Debian roots made by debootstrap live here, outside the repository (CI starts from a fresh clone).
+CACHE = Path(os.environ.get("TAILSSE_TEST_CACHE", "/var/cache/tailsse-tests"))
+
+
+def apt_mirror(suite: str) -> str:
+    """The Debian mirror apt uses here for `suite` (deb822 .sources or one-line sources.list)."""
+    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list"),
+                                                                            *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]
+    for path in sources:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if path.suffix == ".sources":
+            for stanza in text.split("\n\n"):
+                fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", stanza, re.M))
+                if suite in fields.get("Suites", "").split() and "deb" in fields.get("Types", "").split():
+                    return fields["URIs"].split()[0]
+        else:
+            for line in text.splitlines():
+                words = re.sub(r"\[[^]]*\]", "", line).split()
+                if len(words) >= 3 and words[0] == "deb" and words[2] == suite:
+                    return words[1]
+    raise AssertionError(f"no apt source for {suite} in /etc/apt")
+
+
+def debian_root(suite: str = "bookworm", packages: tuple[str, ...] = ("systemd", "systemd-sysv", "curl")) -> Path:
+    """A minimal Debian `suite` (debootstrap --variant=minbase) with `packages`, from the mirror apt
+    uses here. Made once (~1 min) and cached in CACHE; runs never write to it (see `Container`)."""
+    root = CACHE / f"{suite}-minbase-{'-'.join(packages)}"
+    if root.is_dir():
+        return root
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not root.is_dir():
+            partial = root.with_name(f"{root.name}.partial-{os.getpid()}")
+            shutil.rmtree(partial, ignore_errors=True)
+            result = subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(partial),
+                                     apt_mirror(suite)], capture_output=True, text=True, timeout=900)
+            if result.returncode != 0:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise AssertionError(f"debootstrap failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            partial.rename(root)
+    return root
+
+
 class Container:
-    def __init__(self, binds: list[tuple[str, str, bool]], kernel_args: list[str], log: Path) -> None:
+    """`directory` "/" boots the host's /usr with `--volatile=yes`; another root boots under
+    `--volatile=overlay`, so what the test installs lives in memory and the root stays clean."""
+
+    def __init__(self, binds: list[tuple[str, str, bool]], kernel_args: list[str], log: Path, directory: str = "/") -> None:
         self.name = f"tailsse-test-{os.getpid()}-{int(time.monotonic() * 1000)}"
         self.log_path = log
         self.cgroups: list[Path] = []
-        args = ["systemd-nspawn", "-D", "/", "--volatile=yes", "--boot", "--register=no", "--keep-unit",
+        volatile = "yes" if directory == "/" else "overlay"
+        args = ["systemd-nspawn", "-D", directory, f"--volatile={volatile}", "--boot", "--register=no", "--keep-unit",
                 "--private-network", "--quiet", f"--machine={self.name}"]
         for source, target, writable in binds:
             args.append(f"--bind={source}:{target}" if writable else f"--bind-ro={source}:{target}")
@@ -74,6 +130,12 @@ class Container:
             raise AssertionError(f"{' '.join(command)} exited {result.returncode}: {result.stdout.decode()} {result.stderr.decode()}")
         return result
 
+    def sh(self, script: str, timeout: float = 120, check: bool = True) -> str:
+        """Runs a shell script in the container with the container's own environment; its stdout."""
+        result = self.run("env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive",
+                          "sh", "-c", script, timeout=timeout, check=check)
+        return result.stdout.decode()
+
     def popen(self, *command: str) -> subprocess.Popen:
         return subprocess.Popen(["nsenter", "-t", str(self.leader), "-a", *command], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -110,11 +172,46 @@ class Container:
             _remove_cgroup(group)
         shutil.rmtree(Path("/run/systemd/nspawn/propagate") / self.name, ignore_errors=True)
         # nspawn's own directories, once no other container uses them (rmdir leaves them otherwise).
-        for leftover in ("nspawn/propagate", "nspawn", "nspawn-root"):
+        for leftover in ("nspawn/propagate", "nspawn/locks", "nspawn", "nspawn-root"):
             try:
                 (Path("/run/systemd") / leftover).rmdir()
             except OSError:
                 pass
+
+
+class CurlStream:
+    """`curl -N` inside a container, its output read as it comes."""
+
+    def __init__(self, container: Container, path: str, accept: str = "text/event-stream", port: int = 8111,
+                 base: str | None = None, curl_args: tuple[str, ...] = ()) -> None:
+        self.proc = container.popen("curl", "-sN", *curl_args, "-H", f"Accept: {accept}", f"{base or f'http://127.0.0.1:{port}'}{path}")
+        self.out = bytearray()
+
+    def wait_for(self, needle: bytes, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while needle not in self.out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {needle!r}; got {bytes(self.out)[-600:]!r}")
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    if needle in self.out:
+                        return
+                    raise AssertionError(f"curl ended ({self.proc.wait()}) before {needle!r}: {bytes(self.out)[-600:]!r} {self.proc.stderr.read()!r}")
+                self.out += chunk
+
+    def finish(self, timeout: float = 30) -> int:
+        rest, _ = self.proc.communicate(timeout=timeout)
+        self.out += rest
+        return self.proc.returncode
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _remove_cgroup(group: Path) -> None:

@@ -3,6 +3,7 @@ the installed binary and configuration, and a configuration that is never overwr
 
 from __future__ import annotations
 
+import gzip
 import stat
 import subprocess
 from pathlib import Path
@@ -29,6 +30,8 @@ def test_install_and_uninstall_with_prefix(tmp_path):
     assert (dest / "usr/lib/systemd/system/tailsse.socket").read_text() == (ROOT / "systemd/tailsse.socket").read_text()
     conf = dest / "etc/tailsse/tailsse.conf"
     assert conf.read_text() == (ROOT / "systemd/tailsse.conf").read_text()
+    manual = gzip.decompress((dest / "usr/share/man/man8/tailsse.8.gz").read_bytes()).decode()
+    assert manual.startswith(".TH TAILSSE 8 ") and "/usr/bin/tailsse" in manual
 
     conf.write_text("file = mine=/var/log/mine.log\n")
     assert "keeping the existing" in make("install", dest, "PREFIX=/usr")
@@ -36,6 +39,7 @@ def test_install_and_uninstall_with_prefix(tmp_path):
 
     make("uninstall", dest, "PREFIX=/usr")
     assert not exe.exists()
+    assert not (dest / "usr/share/man/man8/tailsse.8.gz").exists()
     assert not (dest / "usr/share/tailsse").exists()
     assert not (dest / "usr/lib/systemd/system/tailsse.service").exists()
     assert not (dest / "usr/lib/systemd/system/tailsse.socket").exists()

@@ -9,7 +9,6 @@ import base64
 import grp
 import json
 import os
-import select
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from server import append, binary, wait_until
-from systemd_container import Container, unavailable
+from systemd_container import Container, CurlStream, unavailable
 from tls_support import make_ca, make_identity
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,41 +33,6 @@ def runtime_library_dirs(path: str) -> list[str]:
 
 def has_journal_option() -> bool:
     return "--journal" in subprocess.run([binary(), "--help"], capture_output=True, text=True).stdout
-
-
-class CurlStream:
-    """`curl -N` inside the container, its output read as it comes."""
-
-    def __init__(self, container: Container, path: str, accept: str = "text/event-stream",
-                 base: str = f"http://127.0.0.1:{PORT}", curl_args: tuple[str, ...] = ()) -> None:
-        self.proc = container.popen("curl", "-sN", *curl_args, "-H", f"Accept: {accept}", f"{base}{path}")
-        self.out = bytearray()
-
-    def wait_for(self, needle: bytes, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        while needle not in self.out:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out waiting for {needle!r}; got {bytes(self.out)[-600:]!r}")
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    if needle in self.out:
-                        return
-                    raise AssertionError(f"curl ended ({self.proc.wait()}) before {needle!r}: {bytes(self.out)[-600:]!r} {self.proc.stderr.read()!r}")
-                self.out += chunk
-
-    def finish(self, timeout: float = 30) -> int:
-        rest, _ = self.proc.communicate(timeout=timeout)
-        self.out += rest
-        return self.proc.returncode
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import TailSSESources
 struct TailSSECommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tailsse",
-        abstract: "Follow log files and stream every new line as Server-Sent Events, with exact resume."
+        abstract: "Follow log files and stream every new line as Server-Sent Events, with exact resume.",
+        version: TailSSEVersion.current
     )
 
     @Option(name: .long, help: ArgumentHelp("Configuration file (key = value lines); options given here override it. SIGHUP re-reads it.", valueName: "FILE"))
