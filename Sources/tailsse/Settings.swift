@@ -22,6 +22,12 @@ struct Settings: Sendable, Equatable {
     var retryMilliseconds = 2000
     var sharedBufferBytes = 4 << 20
     var logLevel = Logger.Level.info
+    /// Longest wait for a request head (new or idle kept-alive connections).
+    var requestTimeout = 10.0
+    /// Connections held at once in all; `nil`: derived from the open-file limit.
+    var maxConnections: Int?
+    /// Connections held at once per client address; `nil`: derived from the open-file limit.
+    var maxConnectionsPerClient: Int?
     /// The token file; `nil`: no access control.
     var tokenFile: String?
     /// Serve a non-loopback address without a token file.
@@ -43,7 +49,7 @@ struct Settings: Sendable, Equatable {
     static let keys: Set<String> = [
         "listen", "file", "journal", "journal-directory", "static-dir", "max-line-bytes", "heartbeat",
         "write-timeout", "retry", "shared-buffer-bytes", "log-level", "token-file", "allow-unauthenticated", "allowed-host",
-        "allowed-origin", "tls-cert", "tls-key",
+        "allowed-origin", "tls-cert", "tls-key", "request-timeout", "max-connections", "max-connections-per-client",
     ]
 
     /// Keys whose values form a list: command-line values replace the configuration file's.
@@ -111,6 +117,9 @@ struct Settings: Sendable, Equatable {
         if let value = given["write-timeout"] { settings.writeTimeout = try seconds(value, in: 0.1...3600) }
         if let value = given["retry"] { settings.retryMilliseconds = try integer(value, in: 0...3_600_000, unit: "ms") }
         if let value = given["shared-buffer-bytes"] { settings.sharedBufferBytes = try integer(value, in: 4096...(1 << 40)) }
+        if let value = given["request-timeout"] { settings.requestTimeout = try seconds(value, in: 0.1...3600) }
+        if let value = given["max-connections"] { settings.maxConnections = try integer(value, in: 1...10_000_000) }
+        if let value = given["max-connections-per-client"] { settings.maxConnectionsPerClient = try integer(value, in: 1...10_000_000) }
         if let value = given["token-file"] { settings.tokenFile = absolute(value.value, in: value.directory) }
         if let value = given["allow-unauthenticated"] { settings.allowUnauthenticated = try boolean(value) }
         for value in lists["allowed-host"] ?? [] {
@@ -149,6 +158,9 @@ struct Settings: Sendable, Equatable {
         if writeTimeout != other.writeTimeout { keys.append("write-timeout") }
         if retryMilliseconds != other.retryMilliseconds { keys.append("retry") }
         if logLevel != other.logLevel { keys.append("log-level") }
+        if requestTimeout != other.requestTimeout { keys.append("request-timeout") }
+        if maxConnections != other.maxConnections { keys.append("max-connections") }
+        if maxConnectionsPerClient != other.maxConnectionsPerClient { keys.append("max-connections-per-client") }
         if (tokenFile == nil) != (other.tokenFile == nil) { keys.append("token-file") }
         if allowUnauthenticated != other.allowUnauthenticated { keys.append("allow-unauthenticated") }
         if allowedHosts != other.allowedHosts { keys.append("allowed-host") }
@@ -175,6 +187,14 @@ struct Settings: Sendable, Equatable {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         guard !host.isEmpty else { throw given.problem("needs a host, e.g. 127.0.0.1:\(port)") }
         return (host, port)
+    }
+
+    /// The connection limits: the given ones, the others derived from `openFiles`.
+    func connectionLimits(openFiles: Int) -> ConnectionLimits {
+        var limits = ConnectionLimits.defaults(openFiles: openFiles)
+        if let maxConnections { limits.total = maxConnections }
+        if let maxConnectionsPerClient { limits.perClient = maxConnectionsPerClient } else { limits.perClient = min(limits.perClient, limits.total) }
+        return limits
     }
 
     /// Whether `host` (a listen address) can only be reached from this machine.

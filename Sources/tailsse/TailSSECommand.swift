@@ -51,6 +51,15 @@ struct TailSSECommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default info).")
     var logLevel: String?
 
+    @Option(name: .customLong("request-timeout"), help: ArgumentHelp("Close a connection that sends no whole request head for this long (new or idle; default 10).", valueName: "SECONDS"))
+    var requestTimeout: String?
+
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Connections held at once; more get 503 (default: the open-file limit less 128).", valueName: "N"))
+    var maxConnections: String?
+
+    @Option(name: .customLong("max-connections-per-client"), help: ArgumentHelp("Connections held at once per client address (default: a sixteenth of --max-connections, at least 16).", valueName: "N"))
+    var maxConnectionsPerClient: String?
+
     @Option(name: .customLong("token-file"), help: ArgumentHelp("Require a token: one per line, optionally followed by the sources it may read (TOKEN app nginx). SIGHUP re-reads it.", valueName: "FILE"))
     var tokenFile: String?
 
@@ -75,6 +84,7 @@ struct TailSSECommand: AsyncParsableCommand {
         let scalars: [(String, String?)] = [
             ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
             ("write-timeout", writeTimeout), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
+            ("request-timeout", requestTimeout), ("max-connections", maxConnections), ("max-connections-per-client", maxConnectionsPerClient),
             ("token-file", tokenFile), ("allow-unauthenticated", allowUnauthenticated ? "yes" : nil),
             ("tls-cert", tlsCertificate), ("tls-key", tlsKey),
         ]
@@ -115,7 +125,7 @@ struct TailSSECommand: AsyncParsableCommand {
         )
         try await registry.apply(sources)
         if !sockets.isEmpty { logger.info("serving on the sockets systemd passed", metadata: ["count": .stringConvertible(sockets.count)]) }
-        let configuration = ServerConfiguration(
+        var configuration = ServerConfiguration(
             listen: sockets.isEmpty ? .address(host: settings.host, port: settings.port) : .sockets(sockets),
             staticDirectory: settings.staticDirectory ?? Self.defaultStaticDirectory(),
             stream: StreamSettings(
@@ -126,6 +136,8 @@ struct TailSSECommand: AsyncParsableCommand {
             tls: settings.tls,
             access: access
         )
+        configuration.requestTimeout = .milliseconds(Int64(settings.requestTimeout * 1000))
+        configuration.connectionLimits = settings.connectionLimits(openFiles: Self.openFileLimit())
         let reloader = Reloader(command: self, running: settings, catalog: catalog, registry: registry, access: access, logger: logger)
         try await runServer(
             configuration: configuration,
@@ -163,6 +175,13 @@ struct TailSSECommand: AsyncParsableCommand {
             if access(installed + "/index.html", R_OK) == 0 { return installed }
         }
         return access("static/index.html", R_OK) == 0 ? "static" : nil
+    }
+
+    /// The soft limit on open files (after ``raiseOpenFileLimit(logger:)``).
+    private static func openFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : Int(min(limit.rlim_cur, 1 << 24))
     }
 
     /// Every client is a socket: raise the soft limit on open files to the hard limit (systemd's
