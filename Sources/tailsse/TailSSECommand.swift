@@ -181,7 +181,7 @@ struct TailSSECommand: AsyncParsableCommand {
     private static func openFileLimit() -> Int {
         var limit = rlimit()
         guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        return limit.rlim_cur == RLIM_INFINITY ? 1 << 20 : Int(min(limit.rlim_cur, 1 << 24))
+        return Int(min(limit.rlim_cur, 1 << 24))
     }
 
     /// Every client is a socket: raise the soft limit on open files to the hard limit (systemd's
