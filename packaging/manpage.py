@@ -172,7 +172,7 @@ def main() -> None:
             "Query parameters of \\fB/journal\\fR and \\fB/sources/journal\\fR; the same field ORs, different fields AND.",
             *tagged(table(section(readme, "Watch the journal"), "parameter")),
             ".SH FILES"]
-    for row in table(section(readme, "Install as a service"), "path"):
+    for row in table(section(readme, "Without the package"), "path"):
         path = row[0].replace("$(PREFIX)", p.prefix).replace("/etc/", p.sysconfdir.rstrip("/") + "/")
         out += [".TP", inline(path), inline(row[1])]
     out += [".SH SEE ALSO", "\\fBsystemctl\\fR(1), \\fBjournalctl\\fR(1), \\fBsystemd.socket\\fR(5), \\fBcurl\\fR(1)"]

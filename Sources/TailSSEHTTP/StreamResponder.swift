@@ -63,7 +63,7 @@ struct StreamResponder: Sendable {
                         group.cancelAll()
                     }
                 } onInboundClosed: {
-                    stream.stop()
+                    connection.stopStream(reason: "client went away")
                     connection.kill(reason: "client went away")
                 }
             }
