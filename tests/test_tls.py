@@ -462,3 +462,39 @@ def test_access_control_over_https_and_http2(tailsse, logdir, identity, tmp_path
                 "-H", f"Origin: https://127.0.0.1:{srv.port}", url(srv, "/sources"))
     assert same.stdout == b"200"
     assert token not in srv.log_text()
+
+
+def test_connections_that_never_finish_the_tls_handshake_are_closed(tailsse, logdir, identity):
+    """A TLS slowloris: sockets that send nothing, or half a ClientHello, are closed after
+    --request-timeout, while a real client streams over HTTP/2 the whole time."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, extra=[*tls_args(identity), "--request-timeout", "2"])
+    live = CurlStream("--cacert", str(identity.ca), "--http2", url(srv, "/sources/app?tail=0"))
+    live.wait_for(b"retry:")
+    half_hello = bytes.fromhex("16030100c8010000c40303") + b"\x00" * 20
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(50)]
+    halves = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(50)]
+    for sock in halves:
+        sock.sendall(half_hello)
+    started = time.monotonic()
+    pending = set(silent + halves)
+    try:
+        while pending and time.monotonic() - started < 30:
+            ready, _, _ = select.select(list(pending), [], [], 1.0)
+            for sock in ready:
+                try:
+                    data = sock.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    pending.discard(sock)
+        elapsed = time.monotonic() - started
+        assert not pending, f"{len(pending)} of 100 unfinished handshakes still open after 30 s"
+        assert elapsed >= 1.5, f"closed after {elapsed:.1f} s, sooner than --request-timeout 2"
+        append(log, "after the storm\n")
+        live.wait_for(b"after the storm")
+    finally:
+        for sock in silent + halves:
+            sock.close()
+        live.close()

@@ -51,7 +51,12 @@ final class HTTPSChannel: ServerChildChannel {
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
-        return negotiation.setup(channel: channel, logger: logger).map { Value(negotiation: negotiation, negotiated: $0) }
+        let handshakeTimeout = TimeAmount(requestTimeout)
+        return negotiation.setup(channel: channel, logger: logger).flatMapThrowing { negotiated in
+            // After the TLS handler that setup added: it sees the handshake complete.
+            try channel.pipeline.syncOperations.addHandler(HandshakeDeadline(timeout: handshakeTimeout))
+            return Value(negotiation: negotiation, negotiated: negotiated)
+        }
     }
 
     func handle(value: Value, logger: Logger) async {

@@ -1,0 +1,59 @@
+import NIOCore
+import NIOTLS
+
+/// Closes a connection that has not finished its TLS handshake within `timeout` of opening — a
+/// client that connects and then sends nothing, or half a ClientHello, holds no descriptor for
+/// long. Sits after the TLS handler: the handshake's completion, or any decrypted byte, disarms it.
+/// (After the handshake, the HTTP/1.1 and HTTP/2 idle timeouts take over.)
+final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let timeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+    private var done = false
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? TLSUserEvent, case .handshakeCompleted = event { disarm() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        disarm()
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        guard !done, deadline == nil else { return }
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    private func disarm() {
+        done = true
+        deadline?.cancel()
+        deadline = nil
+    }
+}
