@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -191,7 +190,6 @@ def test_the_token_appears_nowhere_in_what_tailsse_writes_and_streams_are_logged
     wait_until(lambda: guarded.log_text().count("stream ended") >= 3, 10, "three access log lines")
     guarded.stop()
     log = guarded.log_text()
-    cookie_value = None
     for token in (ALL, APP, WRONG):
         assert token not in log
     ended = [line for line in log.splitlines() if "stream ended" in line]
@@ -204,7 +202,6 @@ def test_the_token_appears_nowhere_in_what_tailsse_writes_and_streams_are_logged
     assert "format=plain" in ended[2]
     for line in ended:
         assert "app one" not in line and "f1." not in line and "app.log" not in line
-    del cookie_value
 
 
 def test_sighup_with_a_changed_token_file_revokes_and_admits(tailsse, logs, tmp_path):
