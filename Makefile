@@ -70,13 +70,17 @@ test: deps-test venv
 test-unit:
 	$(SWIFT) test -c release
 
-# A long seeded fuzzing run of every parser (`make test` runs a short one): FUZZ_ITERATIONS inputs
-# per target mutated from fuzz/corpus/, FUZZ_SEED to vary them.
+# A long seeded fuzzing run of every parser and of the HTTP edge (`make test` runs a short one):
+# FUZZ_ITERATIONS inputs per parser and FUZZ_HTTP_REQUESTS requests mutated from fuzz/corpus/,
+# FUZZ_SEED to vary them.
 FUZZ_ITERATIONS ?= 1000000
 FUZZ_SEED ?= $(shell date +%s)
-fuzz:
+FUZZ_HTTP_REQUESTS ?= 50000
+fuzz: deps-test venv release
 	$(SWIFT) build -c release --build-tests
 	TAILSSE_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) TAILSSE_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test -c release --skip-build --filter FuzzTests
+	TAILSSE_HTTP_FUZZ_REQUESTS=$(FUZZ_HTTP_REQUESTS) TAILSSE_FUZZ_SEED=$(FUZZ_SEED) TAILSSE_BIN=$(CURDIR)/$(BUILT) \
+		$(VENV)/bin/python -m pytest -q -s tests/test_fuzz_http.py
 
 test-integration: deps-test venv release
 	TAILSSE_BIN=$(CURDIR)/$(BUILT) $(VENV)/bin/python -m pytest -q tests

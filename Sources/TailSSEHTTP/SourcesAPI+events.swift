@@ -13,6 +13,8 @@ import TailSSESources
 extension SourcesAPI {
     /// Most sources one multiplexed stream may combine.
     static let maxMultiplexedSources = 16
+    /// Most journal filter terms (`FIELD=value` parameters) one stream may have.
+    static let maxFilterTerms = 32
 
     func events(_ request: Request, context: TailSSERequestContext) -> Response {
         let query = request.uri.queryParameters
@@ -106,6 +108,9 @@ extension SourcesAPI {
         }
         let others = parameters.filter { $0.key != "tail" }
         if source.kind == "journal" {
+            guard others.count <= Self.maxFilterTerms else {
+                return .failure(BadParameter(message: "at most \(Self.maxFilterTerms) filter terms per journal stream"))
+            }
             do {
                 streamRequest.journalFilter = try JournalFilter(parameters: others.map { (name: $0.key, value: $0.value) }, currentBoot: currentBootID)
             } catch {

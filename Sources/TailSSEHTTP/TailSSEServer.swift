@@ -135,6 +135,7 @@ struct SourcesAPI: Sendable {
 
     func addRoutes(to router: Router<TailSSERequestContext>) {
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: RequestShapeMiddleware())
         router.add(middleware: HostCheckMiddleware(access: access))
         router.add(middleware: OriginCheckMiddleware(access: access))
         router.get("/healthz") { _, _ -> Response in
