@@ -949,7 +949,7 @@ class SourcePicker {
 function describeSource(source) {
   const kind = source.kind === "journal" ? "journal" : "file";
   const where = typeof source.path === "string" ? ` · ${source.path}` : typeof source.directory === "string" ? ` · ${source.directory}` : "";
-  const waiting = source.following === false ? " · not followed yet" : "";
+  const waiting = typeof source.problem === "string" ? ` · ${source.problem}` : source.following === false ? " · not followed yet" : "";
   return `${kind}${where}${waiting}`;
 }
 

@@ -11,6 +11,7 @@ import pytest
 
 from chaos import ReconnectingClient, first_difference
 from http_client import LineStream, SSEStream, request
+from server import wait_until
 from journal_support import JournalFiles, have_journal_remote
 
 pytestmark = pytest.mark.skipif(not have_journal_remote(), reason="systemd-journal-remote is not installed (apt install systemd-journal-remote)")
@@ -299,3 +300,28 @@ def test_reconnecting_client_gets_exactly_every_entry(tailsse, journal, shared_b
     assert client.connections >= 10
     assert client.received == written, first_difference(written, client.received)
     print(f"{len(written)} entries, {client.connections} connections ({client.cut_mid_event} cut mid-event)")
+
+
+def test_a_missing_journal_directory_is_named_by_healthz_and_the_others_go_on(tailsse, tmp_path, logdir):
+    """Degrade, don't die: the journal's directory is missing at start — /healthz answers 503 naming
+    the journal, /sources says why, a file source streams meanwhile; once the directory appears the
+    journal is followed and /healthz is ok again."""
+    log = logdir / "app.log"
+    log.write_text("file line\n")
+    directory = tmp_path / "later" / "journal"
+    srv = tailsse({"app": log}, extra=["--journal-directory", str(directory)])
+    health = request(srv.port, "/healthz")
+    assert health.status == 503 and health.body == b"not following: journal\n"
+    journal_entry = next(s for s in request(srv.port, "/sources").json() if s["name"] == "journal")
+    assert "No such file or directory" in journal_entry["problem"] and journal_entry["following"] is False
+    with SSEStream(srv.port, "/sources/app?tail=1") as stream:
+        assert stream.wait_messages(1)[0].json["text"] == "file line"
+    files = JournalFiles(directory)
+    try:
+        files.messages(["arrived later"])
+        wait_until(lambda: request(srv.port, "/healthz").status == 200, 20, "the journal followed once its directory exists")
+        assert "problem" not in next(s for s in request(srv.port, "/sources").json() if s["name"] == "journal")
+        with SSEStream(srv.port, "/journal?tail=1") as stream:
+            assert stream.wait_messages(1)[0].json["text"] == "arrived later"
+    finally:
+        files.close()

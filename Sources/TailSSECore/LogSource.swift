@@ -58,6 +58,11 @@ extension EventStream {
     public func currentID() async -> String? { nil }
 }
 
+extension LogSource {
+    public var problem: String? { nil }
+    public var isHealthy: Bool { isFollowing }
+}
+
 /// A configured log source: a file or the journal.
 public protocol LogSource: Sendable {
     var name: String { get }
@@ -69,6 +74,12 @@ public protocol LogSource: Sendable {
     var isFollowing: Bool { get }
     /// Number of clients currently streaming this source.
     var clientCount: Int { get }
+    /// Why the source cannot be read right now (its file missing or unreadable, its journal
+    /// directory gone), if it cannot; tailsse keeps retrying.
+    var problem: String? { get }
+    /// Whether `/healthz` counts the source as working: followed, and (for the journal) readable.
+    /// A file that is missing for a while (between rotations) is still healthy.
+    var isHealthy: Bool { get }
     /// Opens a stream for one client, encoding with `encoder`.
     func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream
     /// Wakes every idle client so it can send heartbeats and check deadlines.

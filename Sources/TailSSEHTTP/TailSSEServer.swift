@@ -139,8 +139,11 @@ struct SourcesAPI: Sendable {
         router.add(middleware: HostCheckMiddleware(access: access))
         router.add(middleware: OriginCheckMiddleware(access: access))
         router.get("/healthz") { _, _ -> Response in
-            let following = registry.sources.allSatisfy(\.isFollowing)
-            return Self.text(following ? "ok\n" : "starting\n", status: following ? .ok : .serviceUnavailable)
+            let failing = registry.sources.filter { !$0.isHealthy }.map(\.name)
+            guard failing.isEmpty else {
+                return Self.text("not following: \(failing.joined(separator: ", "))\n", status: .serviceUnavailable)
+            }
+            return Self.text("ok\n")
         }
         router.post("/login") { request, context -> Response in
             try await login(request, context: context)
@@ -201,6 +204,7 @@ struct SourcesAPI: Sendable {
             out += Array("{\"name\":".utf8) + JSONText.quoted(source.name)
             out += Array(",\"kind\":".utf8) + JSONText.quoted(source.kind)
             for (key, value) in source.details { out += Array(",".utf8) + JSONText.quoted(key) + Array(":".utf8) + JSONText.quoted(value) }
+            if let problem = source.problem { out += Array(",\"problem\":".utf8) + JSONText.quoted(problem) }
             out += Array(",\"following\":\(source.isFollowing),\"clients\":\(source.clientCount)}".utf8)
         }
         out.append(UInt8(ascii: "]"))

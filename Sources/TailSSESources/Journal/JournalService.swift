@@ -193,6 +193,7 @@ private final class JournalFollower: @unchecked Sendable {
         settled.finish()
         guard problem != self.problem else { return }
         self.problem = problem
+        source.setProblem(problem)
         if let problem {
             source.logger.warning("cannot follow the journal; retrying", metadata: ["location": .string(source.location.description), "problem": .string(problem)])
         } else {

@@ -52,6 +52,11 @@ public final class JournalSource: ManagedSource {
     }
 
     public var isFollowing: Bool { following.load(ordering: .relaxed) }
+    /// Why the journal cannot be followed right now (e.g. its directory vanished), if it cannot.
+    public var problem: String? { problemNote.withLock { $0 } }
+    private let problemNote = Mutex<String?>(nil)
+    func setProblem(_ problem: String?) { problemNote.withLock { $0 = problem } }
+    public var isHealthy: Bool { isFollowing && problem == nil }
     public var clientCount: Int { streams.load(ordering: .relaxed) }
     func setFollowing(_ value: Bool) { following.store(value, ordering: .relaxed) }
     func streamEnded() { streams.subtract(1, ordering: .relaxed) }
