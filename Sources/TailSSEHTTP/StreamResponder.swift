@@ -53,7 +53,13 @@ struct StreamResponder: Sendable {
                 try await body.consumeWithInboundCloseHandler { _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
-                            try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, settings: settings)
+                            do {
+                                try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, settings: settings)
+                            } catch {
+                                // A write that fails: the client closed its end.
+                                if !connection.isKilled { connection.stopStream(reason: "client went away") }
+                                throw error
+                            }
                         }
                         group.addTask {
                             let reason = await connection.waitUntilKilled()
