@@ -187,6 +187,26 @@ def append(path: str | os.PathLike, data: bytes | str) -> None:
         os.close(fd)
 
 
+def wait_closed_by_server(socks, timeout: float = 30.0, between=None) -> tuple[set, float]:
+    """Reads `socks` until the server has closed each (EOF or reset) or `timeout` passes; calls
+    `between()` after every read round. Returns the sockets still open and the seconds it took."""
+    import select as _select
+    started = time.monotonic()
+    pending = set(socks)
+    while pending and time.monotonic() - started < timeout:
+        ready, _, _ = _select.select(list(pending), [], [], 1.0)
+        for sock in ready:
+            try:
+                data = sock.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                pending.discard(sock)
+        if between:
+            between()
+    return pending, time.monotonic() - started
+
+
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
     """Polls predicate (for state that has no event to await) until true or the deadline."""
     deadline = time.monotonic() + timeout

@@ -5,13 +5,12 @@ with Retry-After — while the viewers already connected keep receiving every li
 from __future__ import annotations
 
 import json
-import select
 import socket
 import threading
 import time
 
 from http_client import SSEStream, build_request
-from server import append, wait_until
+from server import append, wait_closed_by_server, wait_until
 
 HALF_HEAD = b"GET /sources/app HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
@@ -67,19 +66,7 @@ def test_half_sent_heads_are_closed_by_the_request_timeout_while_a_viewer_stream
         assert keeper.recv(4096).startswith(b"HTTP/1.1 200")
         keeper.sendall(HALF_HEAD)
         attackers.append(keeper)
-        started = time.monotonic()
-        open_socks = set(attackers)
-        while open_socks and time.monotonic() - started < 30:
-            ready, _, _ = select.select(list(open_socks), [], [], 1.0)
-            for sock in ready:
-                try:
-                    data = sock.recv(4096)
-                except ConnectionResetError:
-                    data = b""
-                if not data:
-                    open_socks.discard(sock)
-            viewer.pump(timeout=0.01)
-        closed_after = time.monotonic() - started
+        open_socks, closed_after = wait_closed_by_server(attackers, between=lambda: viewer.pump(timeout=0.01))
         assert not open_socks, f"{len(open_socks)} of {len(attackers)} half-sent connections still open after 30 s"
         assert closed_after >= 1.5, f"closed after {closed_after:.1f} s: sooner than --request-timeout 2"
         print(f"{len(attackers)} half-sent heads closed within {closed_after:.1f} s of --request-timeout 2")

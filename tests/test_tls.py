@@ -15,12 +15,11 @@ import ssl
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from server import append, wait_until
-from tls_support import handshake, make_ca, make_identity
+from server import append, wait_closed_by_server, wait_until
+from tls_support import handshake, make_identity
 
 
 def tls_args(identity) -> list[str]:
@@ -477,19 +476,8 @@ def test_connections_that_never_finish_the_tls_handshake_are_closed(tailsse, log
     halves = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(50)]
     for sock in halves:
         sock.sendall(half_hello)
-    started = time.monotonic()
-    pending = set(silent + halves)
     try:
-        while pending and time.monotonic() - started < 30:
-            ready, _, _ = select.select(list(pending), [], [], 1.0)
-            for sock in ready:
-                try:
-                    data = sock.recv(4096)
-                except ConnectionResetError:
-                    data = b""
-                if not data:
-                    pending.discard(sock)
-        elapsed = time.monotonic() - started
+        pending, elapsed = wait_closed_by_server(silent + halves)
         assert not pending, f"{len(pending)} of 100 unfinished handshakes still open after 30 s"
         assert elapsed >= 1.5, f"closed after {elapsed:.1f} s, sooner than --request-timeout 2"
         append(log, "after the storm\n")

@@ -46,7 +46,4 @@ public struct ConnectionCounter: Sendable {
         open -= 1
         if let count = perClient[client], count > 1 { perClient[client] = count - 1 } else { perClient.removeValue(forKey: client) }
     }
-
-    /// Open connections from `client`.
-    public func count(for client: String) -> Int { perClient[client, default: 0] }
 }

@@ -11,7 +11,6 @@ import TailSSECore
 final class ConnectionGate: Sendable {
     private let counter: Mutex<ConnectionCounter>
     private let refused = Mutex<Set<ObjectIdentifier>>([])
-    private let refusals = Mutex<[ConnectionCounter.Refusal: Int]>([:])
 
     init(limits: ConnectionLimits) {
         counter = Mutex(ConnectionCounter(limits: limits))
@@ -20,10 +19,9 @@ final class ConnectionGate: Sendable {
     /// Called for each accepted connection on its event loop.
     func admit(_ channel: any Channel) {
         let client = Self.clientKey(channel)
-        if let refusal = counter.withLock({ $0.admit(client: client) }) {
+        if counter.withLock({ $0.admit(client: client) }) != nil {
             let id = ObjectIdentifier(channel)
             refused.withLock { _ = $0.insert(id) }
-            refusals.withLock { $0[refusal, default: 0] += 1 }
             channel.closeFuture.whenComplete { _ in self.refused.withLock { _ = $0.remove(id) } }
             return
         }
@@ -35,12 +33,6 @@ final class ConnectionGate: Sendable {
         let ids = [ObjectIdentifier(channel)] + (channel.parent.map { [ObjectIdentifier($0)] } ?? [])
         return refused.withLock { set in ids.contains { set.contains($0) } }
     }
-
-    /// Open admitted connections.
-    var openConnections: Int { counter.withLock { $0.open } }
-
-    /// Connections refused so far, by the limit that refused them.
-    var refusalCounts: [ConnectionCounter.Refusal: Int] { refusals.withLock { $0 } }
 
     /// The answer to a request on a refused connection.
     static func refusal() -> Response {

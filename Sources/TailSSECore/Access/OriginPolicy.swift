@@ -20,6 +20,11 @@ public struct OriginPolicy: Sendable {
 
     public let allowedOrigins: Set<String>
 
+    /// No cross-origin access at all.
+    public static let sameOriginOnly = OriginPolicy(normalized: [])
+
+    private init(normalized origins: Set<String>) { allowedOrigins = origins }
+
     /// - Throws: when an origin is not `http(s)://host[:port]`.
     public init(allowedOrigins: [String] = []) throws(InvalidOrigin) {
         var origins = Set<String>()

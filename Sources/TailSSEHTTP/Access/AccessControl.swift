@@ -82,8 +82,3 @@ public final class AccessControl: Sendable {
         "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")"
     }
 }
-
-extension OriginPolicy {
-    /// No cross-origin access at all.
-    public static let sameOriginOnly: OriginPolicy = try! OriginPolicy(allowedOrigins: [])
-}
