@@ -154,3 +154,87 @@ def test_a_slow_but_steady_reader_is_never_dropped(tailsse, logdir):
     assert "write deadline exceeded" not in srv.log_text()
     print(f"3.4 MB drained in {elapsed:.1f} s with --write-timeout 1")
     slow.close()
+
+
+def _trickle(stream: SSEStream, until, chunk: int = 512, pause: float = 0.2) -> None:
+    """Reads `chunk` wire bytes every `pause` seconds (a client on a very poor link) until
+    `until()` is true or the body ends."""
+    while not stream.eof and not until():
+        data = stream.read_some(timeout=10, max_bytes=chunk)
+        if data:
+            stream.body += data
+            stream.parser.feed(data)
+        time.sleep(pause)
+
+
+def test_a_trickle_reader_of_a_growing_log_is_closed_between_events(tailsse, logdir):
+    """A client that drains ~2.5 KB/s while the log grows ~20 KB/s can never catch up: after a
+    --min-read-window it is closed — at the end of an event, with a clean end of the response —
+    and resuming from the last id it received continues with the next line exactly."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, write_timeout=30, extra=["--min-read-rate", "4096", "--min-read-window", "2"])
+    trickle = SSEStream(srv.port, "/sources/app?tail=0", timeout=30, rcvbuf=4096)
+    trickle.wait_ready()
+
+    stop = threading.Event()
+    written = [0]
+
+    def write():
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        try:
+            while not stop.is_set():
+                chunk = "".join(f"{i:08d} {'g' * 90}\n" for i in range(written[0], written[0] + 20))
+                os.write(fd, chunk.encode())
+                written[0] += 20
+                time.sleep(0.1)
+        finally:
+            os.close(fd)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 90
+        _trickle(trickle, until=lambda: time.monotonic() > deadline)
+    finally:
+        stop.set()
+        writer.join()
+    assert trickle.eof, f"the trickle reader was not closed within 90 s: {srv.log_tail()}"
+    assert trickle.clean_end, "the response was cut instead of ending cleanly"
+    trickle.parser.close()
+    assert bytes(trickle.body).endswith(b"\n\n"), f"the stream ended inside an event: {bytes(trickle.body)[-200:]!r}"
+    texts = trickle.texts()
+    assert texts, "the trickle reader got no line before it was closed"
+    assert [int(t[:8]) for t in texts] == list(range(len(texts))), "lines lost or out of order before the close"
+    assert all(t == f"{int(t[:8]):08d} {'g' * 90}" for t in texts), "a line arrived cut"
+    assert len(texts) < written[0], "the reader caught up: it was not falling behind"
+    log_text = srv.log_text()
+    assert "closing a client that falls ever further behind" in log_text
+    assert "falling behind: read" in log_text, "the access log line does not say why the stream ended"
+    assert "write deadline exceeded" not in log_text
+
+    last_id = trickle.messages()[-1].id
+    trickle.close()
+    resumed = SSEStream(srv.port, "/sources/app", last_event_id=last_id, timeout=30)
+    first = resumed.wait_messages(1)[0]
+    assert first.json["text"] == f"{len(texts):08d} {'g' * 90}", "resuming did not continue with the next line"
+    resumed.close()
+    print(f"closed after {len(texts)} of {written[0]} lines; resumed at line {len(texts)}")
+
+
+def test_a_trickle_reader_catching_up_on_a_quiet_log_keeps_its_place(tailsse, logdir):
+    """The same trickle of a log that no longer grows: its lag only shrinks, so it is never
+    closed, however slowly it reads; when it speeds up it gets every line."""
+    log = logdir / "app.log"
+    lines = [f"{i:06d} {'q' * 92}" for i in range(3000)]      # 300 kB, ~500 kB as SSE
+    log.write_text("".join(line + "\n" for line in lines))
+    srv = tailsse({"app": log}, write_timeout=30, shared_buffer_bytes=64 << 10,
+                  extra=["--min-read-rate", "4096", "--min-read-window", "1"])
+    slow = SSEStream(srv.port, "/sources/app?tail=all", timeout=30, rcvbuf=4096)
+    trickling_until = time.monotonic() + 5          # five windows of reading ~2.5 KB/s
+    _trickle(slow, until=lambda: time.monotonic() > trickling_until)
+    assert not slow.eof, f"the server closed a slow reader of a quiet log: {srv.log_tail()}"
+    slow.wait_for(lambda s: len(s.messages()) >= len(lines), 60, "every line")
+    assert slow.texts() == lines
+    assert "falling behind" not in srv.log_text()
+    slow.close()

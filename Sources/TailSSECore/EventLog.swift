@@ -60,6 +60,7 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
     private struct State {
         var records = CircularBuffer<LogRecord<Position>>(initialCapacity: 1024)
         var bytes = 0
+        var bytesAppended: UInt64 = 0
         var nextSequence: UInt64 = 1
         var latest: Position?
         var tokens: Set<UInt64> = []
@@ -85,6 +86,9 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
     /// The sequence number of the newest record (0 when none was ever appended).
     public var lastSequence: UInt64 { state.withLock { $0.nextSequence - 1 } }
 
+    /// Bytes of events ever appended (each counted as its footprint): how fast the live end moves.
+    public var bytesAppended: UInt64 { state.withLock { $0.bytesAppended } }
+
     /// The position after the newest record, or the start position given at creation.
     public var latestPosition: Position? { state.withLock { $0.latest } }
 
@@ -102,7 +106,9 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
             for var record in newRecords {
                 record.sequence = state.nextSequence
                 state.nextSequence += 1
-                state.bytes += record.event?.footprint ?? 32
+                let footprint = record.event?.footprint ?? 32
+                state.bytes += footprint
+                state.bytesAppended += UInt64(footprint)
                 state.latest = record.to
                 state.records.append(record)
             }

@@ -74,6 +74,9 @@ public protocol LogSource: Sendable {
     var isFollowing: Bool { get }
     /// Number of clients currently streaming this source.
     var clientCount: Int { get }
+    /// Bytes of events the source has appended at its live end since it began (a running total):
+    /// how fast the live end moves away from a client that is behind.
+    var bytesAppended: UInt64 { get }
     /// Why the source cannot be read right now (its file missing or unreadable, its journal
     /// directory gone), if it cannot; tailsse keeps retrying.
     var problem: String? { get }

@@ -59,6 +59,8 @@ final class ConnectionGuard: Sendable {
 
     private struct State {
         var pendingSince: ContinuousClock.Instant?
+        var lag = LagWindow()
+        var endsBetweenEvents = false
         var killed: String?
         var stopped: String?
         var revoked = false
@@ -71,6 +73,37 @@ final class ConnectionGuard: Sendable {
 
     func writeBegan() { state.withLock { $0.pendingSince = .now } }
     func writeEnded() { state.withLock { $0.pendingSince = nil } }
+
+    /// Ends the stream at the end of the event being written (the rest is not sent), because its
+    /// client fell too far behind; the client resumes from the last event it received.
+    func endBetweenEvents(reason: String) {
+        state.withLock { $0.endsBetweenEvents = true }
+        stopStream(reason: reason)
+    }
+
+    /// Whether the writer must stop at the end of the current event.
+    var endsBetweenEvents: Bool { state.withLock { $0.endsBetweenEvents } }
+
+    /// Whether ``judgeLag(rule:appended:now:)`` would take a sample now (at a window's edges only:
+    /// a sample may cost a look at the socket).
+    func lagSampleDue(rule: SlowReaderRule, now: ContinuousClock.Instant) -> Bool {
+        state.withLock { state in
+            guard rule.isEnabled, !state.endsBetweenEvents, state.killed == nil else { return false }
+            return state.lag.isDue(at: now, rule: rule)
+        }
+    }
+
+    /// Shows the stream's progress to its ``LagWindow``: its verdict when the client falls behind.
+    func judgeLag(rule: SlowReaderRule, appended: UInt64, now: ContinuousClock.Instant) async -> LagWindow.FallingBehind? {
+        let socket = await audit.drain?.read()
+        return state.withLock { state in
+            let sample = StreamProgressSample(
+                at: now, isBehind: state.pendingSince != nil || (socket?.notSent ?? 0) > 0,
+                drained: socket?.acknowledged ?? UInt64(state.bytesSent), appended: appended
+            )
+            return state.lag.observe(sample, rule: rule)
+        }
+    }
 
     /// Whether the client drained bytes from its connection since the last look (then its pending
     /// write counts as making progress again).
@@ -141,6 +174,22 @@ final class ConnectionRegistry: Sendable {
             killed += 1
         }
         return killed
+    }
+
+    /// Ends, between two events, every stream whose client falls ever further behind while it
+    /// reads less than `rule` asks (see ``SlowReaderRule``); `appended` gives the running total of
+    /// bytes its sources appended. Returns what was ended, with the verdicts.
+    func endFallingBehind(rule: SlowReaderRule, appended: (StreamAudit) -> UInt64) async -> [(StreamAudit, LagWindow.FallingBehind)] {
+        guard rule.isEnabled else { return [] }
+        let now = ContinuousClock.now
+        let due = guards.withLock { $0.values.filter { $0.lagSampleDue(rule: rule, now: now) } }
+        var ended: [(StreamAudit, LagWindow.FallingBehind)] = []
+        for connection in due {
+            guard let verdict = await connection.judgeLag(rule: rule, appended: appended(connection.audit), now: now) else { continue }
+            connection.endBetweenEvents(reason: verdict.description)
+            ended.append((connection.audit, verdict))
+        }
+        return ended
     }
 
     func stopAll() {

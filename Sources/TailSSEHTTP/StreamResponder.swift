@@ -84,8 +84,9 @@ struct StreamResponder: Sendable {
         connection: ConnectionGuard, settings: StreamSettings
     ) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 4096)
+        var boundary = EventBoundary(format: encoder.format)
         encoder.preamble(retryMilliseconds: settings.retryMilliseconds, into: &buffer)
-        try await write(&buffer, to: writer, connection: connection)
+        if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
         var lastWrite = ContinuousClock.now
         while true {
             let step = try await stream.next(into: &buffer)
@@ -96,7 +97,7 @@ struct StreamResponder: Sendable {
                         EventEncoder(format: encoder.format, source: source).encode(.marker(.end, id: nil, message: reason), into: &buffer)
                     }
                 }
-                if buffer.readableBytes > 0 { try await write(&buffer, to: writer, connection: connection) }
+                if buffer.readableBytes > 0 { _ = try await write(&buffer, to: writer, connection: connection, boundary: &boundary) }
                 return
             case .idle:
                 if ContinuousClock.now - lastWrite >= settings.heartbeat / 2 {
@@ -106,7 +107,7 @@ struct StreamResponder: Sendable {
                 break
             }
             guard buffer.readableBytes > 0 else { continue }
-            try await write(&buffer, to: writer, connection: connection)
+            if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
             lastWrite = .now
         }
     }
@@ -115,14 +116,26 @@ struct StreamResponder: Sendable {
     /// slice, so one that drains a large catch-up slowly but steadily never looks stuck.
     static let maxWriteSliceBytes = 16 << 10
 
-    private static func write(_ buffer: inout ByteBuffer, to writer: WriterBox, connection: ConnectionGuard) async throws {
+    /// Writes the buffer's events in slices; returns `true` when the stream was told to end
+    /// between events and has (the rest of the buffer is dropped).
+    private static func write(
+        _ buffer: inout ByteBuffer, to writer: WriterBox, connection: ConnectionGuard, boundary: inout EventBoundary
+    ) async throws -> Bool {
         connection.writeBegan()
         defer { connection.writeEnded() }
-        while let slice = buffer.readSlice(length: min(buffer.readableBytes, maxWriteSliceBytes)), slice.readableBytes > 0 {
-            try await writer.writer.write(slice)
-            connection.sent(bytes: slice.readableBytes)
+        while buffer.readableBytes > 0 {
+            var length = min(buffer.readableBytes, maxWriteSliceBytes)
+            let ending = connection.endsBetweenEvents
+            if ending { length = boundary.bytesToEventEnd(in: buffer) }
+            if length > 0, let slice = buffer.readSlice(length: length) {
+                try await writer.writer.write(slice)
+                boundary.wrote(slice)
+                connection.sent(bytes: slice.readableBytes)
+            }
+            if ending { return true }
         }
         buffer = ByteBufferAllocator().buffer(capacity: 256)
+        return false
     }
 }
 
@@ -158,7 +171,7 @@ struct StreamSweeper: Service, CustomStringConvertible {
     let logger: Logger
 
     func run() async throws {
-        let interval = min(settings.heartbeat / 2, settings.writeTimeout / 2, .seconds(5))
+        let interval = min(settings.heartbeat / 2, settings.writeTimeout / 2, .seconds(5), settings.slowReader.isEnabled ? settings.slowReader.window / 4 : .seconds(5))
         do {
             try await cancelWhenGracefulShutdown {
                 while true {
@@ -166,9 +179,26 @@ struct StreamSweeper: Service, CustomStringConvertible {
                     for source in registry.sources { source.tick() }
                     let killed = await connections.killStuck(timeout: settings.writeTimeout)
                     if killed > 0 { logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)]) }
+                    await endFallingBehind()
                 }
             }
         } catch is CancellationError {}
+    }
+
+    private func endFallingBehind() async {
+        guard settings.slowReader.isEnabled else { return }
+        let sources = Dictionary(registry.sources.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let ended = await connections.endFallingBehind(rule: settings.slowReader) { audit in
+            audit.sources.reduce(0) { $0 + (sources[$1]?.bytesAppended ?? 0) }
+        }
+        for (audit, verdict) in ended {
+            logger.info("closing a client that falls ever further behind; it can resume", metadata: [
+                "client": .string(audit.client ?? "unknown"),
+                "sources": .string(audit.sources.joined(separator: ",")),
+                "read": .string("\(verdict.drainedBytesPerSecond) B/s"),
+                "grew": .string("\(verdict.appendedBytesPerSecond) B/s"),
+            ])
+        }
     }
 }
 

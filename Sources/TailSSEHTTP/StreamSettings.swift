@@ -1,3 +1,5 @@
+import TailSSECore
+
 /// How streams behave on the wire; the same for every source.
 public struct StreamSettings: Sendable {
     /// Longest quiet time before a heartbeat is sent.
@@ -6,10 +8,16 @@ public struct StreamSettings: Sendable {
     public var writeTimeout: Duration
     /// The `retry:` hint sent to EventSource clients, in milliseconds.
     public var retryMilliseconds: Int
+    /// When a client that keeps falling behind while reading too slowly is closed.
+    public var slowReader: SlowReaderRule
 
-    public init(heartbeat: Duration = .seconds(15), writeTimeout: Duration = .seconds(30), retryMilliseconds: Int = 2000) {
+    public init(
+        heartbeat: Duration = .seconds(15), writeTimeout: Duration = .seconds(30), retryMilliseconds: Int = 2000,
+        slowReader: SlowReaderRule = SlowReaderRule()
+    ) {
         self.heartbeat = heartbeat
         self.writeTimeout = writeTimeout
         self.retryMilliseconds = retryMilliseconds
+        self.slowReader = slowReader
     }
 }

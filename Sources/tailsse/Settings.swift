@@ -19,6 +19,10 @@ struct Settings: Sendable, Equatable {
     var maxLineBytes = 64 << 10
     var heartbeat = 15.0
     var writeTimeout = 30.0
+    /// The least bytes per second a client that keeps falling behind must read (0: no minimum).
+    var minReadRate = 1024
+    /// How long a client is watched before it is judged by `minReadRate`.
+    var minReadWindow = 60.0
     var retryMilliseconds = 2000
     var sharedBufferBytes = 4 << 20
     var logLevel = Logger.Level.info
@@ -48,7 +52,7 @@ struct Settings: Sendable, Equatable {
     /// The keys of a configuration file: the long options' names.
     static let keys: Set<String> = [
         "listen", "file", "journal", "journal-directory", "static-dir", "max-line-bytes", "heartbeat",
-        "write-timeout", "retry", "shared-buffer-bytes", "log-level", "token-file", "allow-unauthenticated", "allowed-host",
+        "write-timeout", "min-read-rate", "min-read-window", "retry", "shared-buffer-bytes", "log-level", "token-file", "allow-unauthenticated", "allowed-host",
         "allowed-origin", "tls-cert", "tls-key", "request-timeout", "max-connections", "max-connections-per-client",
     ]
 
@@ -115,6 +119,8 @@ struct Settings: Sendable, Equatable {
         if let value = given["max-line-bytes"] { settings.maxLineBytes = try integer(value, in: 16...(16 << 20)) }
         if let value = given["heartbeat"] { settings.heartbeat = try seconds(value, in: 0.1...3600) }
         if let value = given["write-timeout"] { settings.writeTimeout = try seconds(value, in: 0.1...3600) }
+        if let value = given["min-read-rate"] { settings.minReadRate = try integer(value, in: 0...(1 << 30)) }
+        if let value = given["min-read-window"] { settings.minReadWindow = try seconds(value, in: 1...86400) }
         if let value = given["retry"] { settings.retryMilliseconds = try integer(value, in: 0...3_600_000, unit: "ms") }
         if let value = given["shared-buffer-bytes"] { settings.sharedBufferBytes = try integer(value, in: 4096...(1 << 40)) }
         if let value = given["request-timeout"] { settings.requestTimeout = try seconds(value, in: 0.1...3600) }
@@ -156,6 +162,8 @@ struct Settings: Sendable, Equatable {
         if staticDirectory != other.staticDirectory { keys.append("static-dir") }
         if heartbeat != other.heartbeat { keys.append("heartbeat") }
         if writeTimeout != other.writeTimeout { keys.append("write-timeout") }
+        if minReadRate != other.minReadRate { keys.append("min-read-rate") }
+        if minReadWindow != other.minReadWindow { keys.append("min-read-window") }
         if retryMilliseconds != other.retryMilliseconds { keys.append("retry") }
         if logLevel != other.logLevel { keys.append("log-level") }
         if requestTimeout != other.requestTimeout { keys.append("request-timeout") }

@@ -42,6 +42,12 @@ struct TailSSECommand: AsyncParsableCommand {
     @Option(name: .customLong("write-timeout"), help: ArgumentHelp("Disconnect a client that reads nothing for this long (default 30).", valueName: "SECONDS"))
     var writeTimeout: String?
 
+    @Option(name: .customLong("min-read-rate"), help: ArgumentHelp("Close a client that falls ever further behind while it reads less than this for --min-read-window; 0: never (default 1024).", valueName: "BYTES-PER-SECOND"))
+    var minReadRate: String?
+
+    @Option(name: .customLong("min-read-window"), help: ArgumentHelp("How long a client falling behind is watched before --min-read-rate applies (default 60).", valueName: "SECONDS"))
+    var minReadWindow: String?
+
     @Option(name: .customLong("retry"), help: ArgumentHelp("Reconnection delay hinted to EventSource clients (default 2000).", valueName: "MILLISECONDS"))
     var retryMilliseconds: String?
 
@@ -83,7 +89,7 @@ struct TailSSECommand: AsyncParsableCommand {
         given += allowedHosts.map { ("allowed-host", $0) } + allowedOrigins.map { ("allowed-origin", $0) }
         let scalars: [(String, String?)] = [
             ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
-            ("write-timeout", writeTimeout), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
+            ("write-timeout", writeTimeout), ("min-read-rate", minReadRate), ("min-read-window", minReadWindow), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
             ("request-timeout", requestTimeout), ("max-connections", maxConnections), ("max-connections-per-client", maxConnectionsPerClient),
             ("token-file", tokenFile), ("allow-unauthenticated", allowUnauthenticated ? "yes" : nil),
             ("tls-cert", tlsCertificate), ("tls-key", tlsKey),
@@ -131,7 +137,8 @@ struct TailSSECommand: AsyncParsableCommand {
             stream: StreamSettings(
                 heartbeat: .milliseconds(Int64(settings.heartbeat * 1000)),
                 writeTimeout: .milliseconds(Int64(settings.writeTimeout * 1000)),
-                retryMilliseconds: settings.retryMilliseconds
+                retryMilliseconds: settings.retryMilliseconds,
+                slowReader: SlowReaderRule(minimumBytesPerSecond: settings.minReadRate, window: .milliseconds(Int64(settings.minReadWindow * 1000)))
             ),
             tls: settings.tls,
             access: access

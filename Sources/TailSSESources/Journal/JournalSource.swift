@@ -58,6 +58,7 @@ public final class JournalSource: ManagedSource {
     func setProblem(_ problem: String?) { problemNote.withLock { $0 = problem } }
     public var isHealthy: Bool { isFollowing && problem == nil }
     public var clientCount: Int { streams.load(ordering: .relaxed) }
+    public var bytesAppended: UInt64 { log.bytesAppended }
     func setFollowing(_ value: Bool) { following.store(value, ordering: .relaxed) }
     func streamEnded() { streams.subtract(1, ordering: .relaxed) }
 
