@@ -352,6 +352,8 @@ def request(port: int, path: str, headers=None, method: str = "GET", timeout: fl
     hdrs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
     if not any(k.lower() == "connection" for k, _ in hdrs):
         hdrs.append(("Connection", "close"))
+    if raw_request is None and method != "GET":
+        raw_request = build_request(path, hdrs + [("Content-Length", "0")], method=method)
     with Stream(port, path, hdrs, timeout=timeout, raw_request=raw_request) as s:
         body = s.read_all(timeout=timeout)
         return Response(s.status, s.reason, s.headers, body)

@@ -67,6 +67,7 @@ class Server:
             m = READY.search(seen)
             if m:
                 self.port = int(m.group(2))
+                self.ready_line = bytes(seen).decode(errors="replace")
                 break
             left = deadline - time.monotonic()
             if left <= 0:

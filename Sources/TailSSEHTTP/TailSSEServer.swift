@@ -138,28 +138,34 @@ struct SourcesAPI: Sendable {
         router.add(middleware: RequestShapeMiddleware())
         router.add(middleware: HostCheckMiddleware(access: access))
         router.add(middleware: OriginCheckMiddleware(access: access))
-        router.get("/healthz") { _, _ -> Response in
+        let basePath = access.basePath
+        let root = router.group(RouterPath(basePath.routePrefix))
+        root.get("/healthz") { _, _ -> Response in
             let failing = registry.sources.filter { !$0.isHealthy }.map(\.name)
             guard failing.isEmpty else {
                 return Self.text("not following: \(failing.joined(separator: ", "))\n", status: .serviceUnavailable)
             }
             return Self.text("ok\n")
         }
-        router.post("/login") { request, context -> Response in
+        root.post("/login") { request, context -> Response in
             try await login(request, context: context)
         }
-        router.post("/logout") { _, _ -> Response in
+        root.post("/logout") { _, _ -> Response in
             var response = Response(status: .noContent)
             response.headers[.setCookie] = access.clearedCookie
             return response
         }
-        router.get("/") { _, _ -> Response in
-            asset("index.html")
+        root.get("/") { request, _ -> Response in
+            // The page's links are relative: it must be loaded from the base path with its `/`.
+            guard basePath.isRoot || request.uri.path.hasSuffix("/") else {
+                return Response(status: .movedPermanently, headers: [.location: basePath.path])
+            }
+            return asset("index.html")
         }
-        router.get("/:asset") { _, context -> Response in
+        root.get("/:asset") { _, context -> Response in
             asset(context.parameters.get("asset") ?? "")
         }
-        let api = router.group()
+        let api = root.group()
             .add(middleware: TokenAuthenticator(access: access))
             .add(middleware: AccessRequiredMiddleware())
         api.get("/sources") { _, context -> Response in

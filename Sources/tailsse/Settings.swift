@@ -16,6 +16,8 @@ struct Settings: Sendable, Equatable {
     var journal = false
     var journalDirectory: String?
     var staticDirectory: String?
+    /// The path everything is served under (behind a proxy that forwards a sub-path).
+    var basePath = BasePath.root
     var maxLineBytes = 64 << 10
     var heartbeat = 15.0
     var writeTimeout = 30.0
@@ -51,7 +53,7 @@ struct Settings: Sendable, Equatable {
 
     /// The keys of a configuration file: the long options' names.
     static let keys: Set<String> = [
-        "listen", "file", "journal", "journal-directory", "static-dir", "max-line-bytes", "heartbeat",
+        "listen", "file", "journal", "journal-directory", "static-dir", "base-path", "max-line-bytes", "heartbeat",
         "write-timeout", "min-read-rate", "min-read-window", "retry", "shared-buffer-bytes", "log-level", "token-file", "allow-unauthenticated", "allowed-host",
         "allowed-origin", "tls-cert", "tls-key", "request-timeout", "max-connections", "max-connections-per-client",
     ]
@@ -116,6 +118,12 @@ struct Settings: Sendable, Equatable {
             throw value.problem("names a file 'journal', a name taken by the journal source; name the file differently")
         }
         if let value = given["static-dir"] { settings.staticDirectory = absolute(value.value, in: value.directory) }
+        if let value = given["base-path"] {
+            guard let path = BasePath(parsing: value.value) else {
+                throw value.problem("must be a path like /logs/: segments of A-Z a-z 0-9 . _ ~ - (not . or ..), at most \(BasePath.maxSegments), got '\(value.value.prefix(80))'")
+            }
+            settings.basePath = path
+        }
         if let value = given["max-line-bytes"] { settings.maxLineBytes = try integer(value, in: 16...(16 << 20)) }
         if let value = given["heartbeat"] { settings.heartbeat = try seconds(value, in: 0.1...3600) }
         if let value = given["write-timeout"] { settings.writeTimeout = try seconds(value, in: 0.1...3600) }
@@ -160,6 +168,7 @@ struct Settings: Sendable, Equatable {
         var keys: [String] = []
         if host != other.host || port != other.port { keys.append("listen") }
         if staticDirectory != other.staticDirectory { keys.append("static-dir") }
+        if basePath != other.basePath { keys.append("base-path") }
         if heartbeat != other.heartbeat { keys.append("heartbeat") }
         if writeTimeout != other.writeTimeout { keys.append("write-timeout") }
         if minReadRate != other.minReadRate { keys.append("min-read-rate") }

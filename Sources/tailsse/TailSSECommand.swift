@@ -33,6 +33,9 @@ struct TailSSECommand: AsyncParsableCommand {
     @Option(name: .customLong("static-dir"), help: ArgumentHelp("Directory of the viewer page.", valueName: "DIR"))
     var staticDirectory: String?
 
+    @Option(name: .customLong("base-path"), help: ArgumentHelp("Serve the page and the API under this path, e.g. /logs/ behind a proxy (default /).", valueName: "PATH"))
+    var basePath: String?
+
     @Option(name: .customLong("max-line-bytes"), help: "Lines longer than this are split into marked pieces (default 65536).")
     var maxLineBytes: String?
 
@@ -88,7 +91,7 @@ struct TailSSECommand: AsyncParsableCommand {
         var given: [(key: String, value: String)] = files.map { ("file", $0) }
         given += allowedHosts.map { ("allowed-host", $0) } + allowedOrigins.map { ("allowed-origin", $0) }
         let scalars: [(String, String?)] = [
-            ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
+            ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("base-path", basePath), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
             ("write-timeout", writeTimeout), ("min-read-rate", minReadRate), ("min-read-window", minReadWindow), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
             ("request-timeout", requestTimeout), ("max-connections", maxConnections), ("max-connections-per-client", maxConnectionsPerClient),
             ("token-file", tokenFile), ("allow-unauthenticated", allowUnauthenticated ? "yes" : nil),
@@ -127,7 +130,8 @@ struct TailSSECommand: AsyncParsableCommand {
         if let tokens { TokenFile.warnAboutUnknownSources(in: tokens, sources: sources.map(\.name), logger: logger) }
         let access = try AccessControl(
             tokens: tokens, hosts: HostPolicy(allowedNames: settings.allowedHosts),
-            origins: OriginPolicy(allowedOrigins: settings.allowedOrigins), secure: settings.tls != nil
+            origins: OriginPolicy(allowedOrigins: settings.allowedOrigins), secure: settings.tls != nil,
+            basePath: settings.basePath
         )
         try await registry.apply(sources)
         if !sockets.isEmpty { logger.info("serving on the sockets systemd passed", metadata: ["count": .stringConvertible(sockets.count)]) }
@@ -154,7 +158,7 @@ struct TailSSECommand: AsyncParsableCommand {
             reload: { await reloader.reload() },
             logger: logger
         ) { address in
-            print("tailsse: listening on \(settings.tls == nil ? "http" : "https")://\(address)/")
+            print("tailsse: listening on \(settings.tls == nil ? "http" : "https")://\(address)\(settings.basePath)")
             fflush(nil)
         }
     }

@@ -282,3 +282,19 @@ def test_after_a_502_the_page_retries_by_itself_and_resumes_exactly(web, page, l
     assert retried, f"the page's own retries resume by id: {refused}"
     # The browser logs the cut stream and the 502s as network errors; nothing else may be logged.
     assert [p for p in page.problems if "502" not in p and "net::ERR_" not in p] == []
+
+
+def test_the_page_works_under_a_base_path(web, page, logdir):
+    """Served under `--base-path /logs/` (as behind a proxy that forwards a sub-path): the page,
+    its assets, the source list and the live stream all resolve below it."""
+    log = logdir / "app.log"
+    log.write_bytes(b"first line\n")
+    srv = web({"app": log}, extra=["--base-path", "/logs/"])
+    page.goto(srv.url("/logs"))
+    assert page.url.startswith(srv.url("/logs/")), page.url
+    wait_for_text(page, "first line")
+    append(log, "appended under the base path\n")
+    wait_for_text(page, "appended under the base path")
+    assert lines(page) == ["first line", "appended under the base path"]
+    wait_for_status(page, "live")
+    assert page.problems == []

@@ -20,6 +20,8 @@ public final class AccessControl: Sendable {
     public let origins: OriginPolicy
     /// Whether the server speaks TLS: session cookies are `Secure` and same-origin means `https`.
     public let secure: Bool
+    /// The path everything is served under: the session cookie's `Path`.
+    public let basePath: BasePath
 
     private let tokens: Mutex<TokenList?>
     private let limiter: Mutex<FailedAttemptLimiter>
@@ -27,11 +29,15 @@ public final class AccessControl: Sendable {
 
     /// - Parameter tokens: the token file's tokens, or `nil` for no access control (every request
     ///   reads everything).
-    public init(tokens: TokenList?, hosts: HostPolicy = HostPolicy(), origins: OriginPolicy = .sameOriginOnly, secure: Bool = false, limiter: FailedAttemptLimiter = FailedAttemptLimiter()) {
+    public init(
+        tokens: TokenList?, hosts: HostPolicy = HostPolicy(), origins: OriginPolicy = .sameOriginOnly, secure: Bool = false,
+        basePath: BasePath = .root, limiter: FailedAttemptLimiter = FailedAttemptLimiter()
+    ) {
         self.tokens = Mutex(tokens)
         self.hosts = hosts
         self.origins = origins
         self.secure = secure
+        self.basePath = basePath
         self.limiter = Mutex(limiter)
     }
 
@@ -69,16 +75,20 @@ public final class AccessControl: Sendable {
         return sources.allSatisfy(current.allows)
     }
 
-    /// The session cookie's name: `__Host-` prefixed under TLS, so no other site can set it.
-    public var cookieName: String { secure ? "__Host-tailsse_session" : "tailsse_session" }
+    /// The session cookie's name: under TLS `__Host-` prefixed, so no other site can set it, or,
+    /// under a base path (where `__Host-` cannot be used), `__Secure-` prefixed.
+    public var cookieName: String {
+        guard secure else { return "tailsse_session" }
+        return basePath.isRoot ? "__Host-tailsse_session" : "__Secure-tailsse_session"
+    }
 
     /// The `Set-Cookie` value that logs a browser in with `token`.
     public func sessionCookie(forToken token: String) -> String {
-        "\(cookieName)=\(TokenList.sessionValue(forToken: Array(token.utf8))); Path=/; Max-Age=2592000; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")"
+        "\(cookieName)=\(TokenList.sessionValue(forToken: Array(token.utf8))); Path=\(basePath.path); Max-Age=2592000; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")"
     }
 
     /// The `Set-Cookie` value that logs a browser out.
     public var clearedCookie: String {
-        "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")"
+        "\(cookieName)=; Path=\(basePath.path); Max-Age=0; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")"
     }
 }

@@ -11,14 +11,16 @@ import TailSSECore
 struct OriginCheckMiddleware: RouterMiddleware {
     let access: AccessControl
 
-    /// Whether `path` is one of the routes the check guards.
+    /// Whether `path` (below the base path) is one of the routes the check guards.
     static func isGuarded(path: String) -> Bool {
         path == "/sources" || path.hasPrefix("/sources/") || path == "/journal" || path == "/events" || path == "/metrics"
             || path == "/login" || path == "/logout"
     }
 
     func handle(_ request: Request, context: TailSSERequestContext, next: (Request, TailSSERequestContext) async throws -> Response) async throws -> Response {
-        guard Self.isGuarded(path: request.uri.path) else { return try await next(request, context) }
+        guard let route = access.basePath.route(ofPath: request.uri.path), Self.isGuarded(path: route) else {
+            return try await next(request, context)
+        }
         let scheme = access.secure ? "https" : "http"
         switch access.origins.decide(origin: request.headers[.origin], scheme: scheme, authority: request.head.authority) {
         case .sameOrigin:
