@@ -8,6 +8,7 @@ import time
 from conftest import artifact
 from http_client import metric
 from journal_files import has_journal_directory, write_journal
+from nginx_support import nginx  # noqa: F401  (the fixture)
 from server import append, wait_until
 from view import heap, lines, rows, wait_for_rows, wait_for_status, wait_for_text
 
@@ -296,5 +297,21 @@ def test_the_page_works_under_a_base_path(web, page, logdir):
     append(log, "appended under the base path\n")
     wait_for_text(page, "appended under the base path")
     assert lines(page) == ["first line", "appended under the base path"]
+    wait_for_status(page, "live")
+    assert page.problems == []
+
+
+def test_the_page_works_through_nginx_under_a_sub_path(web, page, logdir, nginx):
+    """The README's nginx settings, tailsse under /logs/: the page loads through the proxy, lists
+    the source and shows lines as they are appended."""
+    log = logdir / "app.log"
+    log.write_bytes(b"first line\n")
+    srv = web({"app": log}, extra=["--base-path", "/logs/"])
+    proxy = nginx([srv.port])
+    page.goto(f"http://127.0.0.1:{proxy.port}/logs/")
+    wait_for_text(page, "first line")
+    append(log, "appended through nginx\n")
+    wait_for_text(page, "appended through nginx")
+    assert lines(page) == ["first line", "appended through nginx"]
     wait_for_status(page, "live")
     assert page.problems == []

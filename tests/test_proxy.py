@@ -1,0 +1,67 @@
+"""tailsse behind a real nginx (Debian's package) under `/logs/`, with the README's proxy settings:
+two instances on the same files, round-robin, so a client's reconnections land on one instance
+and then the other — and since an id is a position in the log, not server state, it still gets
+every line exactly once, in order, across rotations."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from chaos import ReconnectingClient, Writer, first_difference, holds_open, running
+from http_client import SSEStream, request
+from nginx_support import nginx  # noqa: F401  (the fixture)
+from server import append, wait_until
+
+STATIC = str(Path(__file__).resolve().parent.parent / "static")
+
+
+def test_a_stream_through_nginx_is_not_buffered(tailsse, logdir, nginx):
+    log = logdir / "app.log"
+    log.write_text("before\n")
+    srv = tailsse({"app": log}, extra=["--base-path", "/logs/", "--static-dir", STATIC])
+    proxy = nginx([srv.port])
+    stream = SSEStream(proxy.port, "/logs/sources/app?tail=1")
+    assert stream.wait_messages(1)[0].json["text"] == "before"
+    for i in range(5):
+        append(log, f"live {i}\n")
+        # Each line arrives on its own: a buffering proxy would hold them back.
+        stream.wait_for(lambda s: s.texts()[-1] == f"live {i}", 5, f"line {i} through nginx")
+    stream.close()
+    page = request(proxy.port, "/logs/")
+    assert page.status == 200 and b"<html" in page.body.lower()
+    assert request(proxy.port, "/logs").status in (301, 404)   # nginx's location is /logs/ only
+    assert request(proxy.port, "/logs/healthz").body == b"ok\n"
+
+
+def test_two_instances_behind_nginx_every_line_exactly_once_across_reconnections_and_rotations(tailsse, logdir, nginx):
+    log = logdir / "app.log"
+    log.write_bytes(b"existing line, not part of the test\n")
+    first = tailsse({"app": log}, extra=["--base-path", "/logs/"])
+    second = tailsse({"app": log}, extra=["--base-path", "/logs/"])
+    proxy = nginx([first.port, second.port])
+
+    def both_hold_open(inode: int) -> bool:
+        return holds_open(first.pid, inode) and holds_open(second.pid, inode)
+
+    writer = Writer(log, count=3000, seed=1515, rotate_every=(200, 500),
+                    before_rotate=lambda ino: wait_until(lambda: both_hold_open(ino), 30, "both instances to open the current file"))
+    with SSEStream(proxy.port, "/logs/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "sync line\n")
+        start_id = s.wait_messages(1)[0].own_id
+    client = ReconnectingClient(lambda: proxy.port, "app", 1516,
+                                target=lambda: len(writer.written) if writer.done.is_set() else None,
+                                deadline=time.monotonic() + 120, path="/logs/sources/app?tail=0")
+    client.last_id = start_id
+    with running(writer, client):
+        writer.join(timeout=100)
+        assert writer.done.is_set() and writer.error is None, writer.error
+        client.join(timeout=max(1, client.deadline - time.monotonic()))
+        assert client.error is None, f"{client.error!r}; {len(client.received)} of {len(writer.written)} lines"
+    assert client.received == writer.written, first_difference(writer.written, client.received)
+    assert writer.rotations >= 3
+    served = [first.log_text().count("stream ended"), second.log_text().count("stream ended")]
+    assert min(served) >= client.connections // 3, f"round-robin should split the connections: {served}"
+    print(f"{len(writer.written)} lines, {writer.rotations} rotations, {client.connections} connections "
+          f"through nginx, streams served per instance {served}")
