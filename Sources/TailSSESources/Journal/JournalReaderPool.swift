@@ -67,6 +67,8 @@ final class JournalReaderPool: Sendable {
 
     private func work() {
         var journal: JournalHandle?
+        // A journal without inotify (a limit is reached) learns of new files only by reopening.
+        var reopenAfter: ContinuousClock.Instant?
         while true {
             signal.wait()
             let job: Job? = state.withLock { state in
@@ -85,9 +87,15 @@ final class JournalReaderPool: Sendable {
                 continue
             }
             do {
+                if let reopenAfter, ContinuousClock.now >= reopenAfter { journal = nil }
                 if journal == nil {
                     let opened = try JournalHandle(location)
-                    _ = try opened.descriptor()
+                    reopenAfter = nil
+                    do throws(SystemError) {
+                        _ = try opened.descriptor()
+                    } catch where InotifyShortage.isLimit(error.errno) {
+                        reopenAfter = .now + .seconds(InotifyShortage.pollInterval)
+                    }
                     journal = opened
                 }
                 try journal!.process()
