@@ -210,7 +210,8 @@ private final class WatchLoop: @unchecked Sendable {
             mailbox.passes.add(1, ordering: .relaxed)
             // A negative descriptor is ignored by poll: without an instance only the pipe wakes us.
             var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            let timeout = polled.isEmpty ? 1000 : Int32(InotifyShortage.pollInterval * 1000)
+            let untilPoll = lastPoll + InotifyShortage.pollInterval - monotonicSeconds()
+            let timeout: Int32 = polled.isEmpty ? 1000 : Int32(max(1, min(untilPoll, InotifyShortage.pollInterval) * 1000))
             let ready = poll(&fds, 2, timeout)
             if ready < 0, errno != EINTR {
                 logger.error("poll failed; retrying", metadata: ["errno": .stringConvertible(errno)])
