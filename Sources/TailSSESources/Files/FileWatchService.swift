@@ -269,7 +269,6 @@ private final class WatchLoop: @unchecked Sendable {
         if let wd = fileWatchOf.removeValue(forKey: key) { unwatchFile(wd, key: key) }
         if let wd = directoryWatchOf.removeValue(forKey: key) { unwatchDirectory(wd, key: key) }
         polled.remove(key)
-        source.report(polling: nil)
         source.setFollowing(false)
     }
 

@@ -168,7 +168,7 @@ private final class JournalFollower: @unchecked Sendable {
         var resumed = false
         switch position {
         case .after(let cursor)?:
-            resumed = try journal.seek(cursor: cursor) && journal.next() && journal.isAt(cursor: cursor)
+            if try journal.seek(cursor: cursor), try journal.next(), journal.isAt(cursor: cursor) { resumed = true }
         case .head?:
             // Nothing was read yet: every entry the journal holds now is new.
             try journal.seekHead()
