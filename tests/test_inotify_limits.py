@@ -132,7 +132,14 @@ def test_the_journal_is_polled_when_the_inotify_limit_is_reached(tailsse, tmp_pa
             # A new journal file in the directory: only a reopen finds it without inotify.
             files.messages(["y 0", "y 1"], file="y")
             s.wait_messages(202)
-            assert s.texts() == [f"x {i}" for i in range(200)] + ["y 0", "y 1"]
+            # The limit raised: the next reopen gets inotify back.
+            raise_limit(srv, sysctl)
+            wait_until(lambda: source(srv, "journal")["watch"] == "inotify", 20, "inotify watching the journal again")
+            assert "notice" not in source(srv, "journal")
+            assert logged(srv, "info", "inotify watches the journal again"), srv.log_tail()
+            files.messages(["x 200"])
+            s.wait_messages(203)
+            assert s.texts() == [f"x {i}" for i in range(200)] + ["y 0", "y 1", "x 200"]
             assert [e.type for e in s.events if e.type != "message"] == []
     finally:
         files.close()
