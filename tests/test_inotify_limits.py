@@ -10,40 +10,13 @@ raised inside that namespace (`nsenter --user`) and inotify is used again.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 import pytest
 
 from http_client import SSEStream, request
+from inotify_limits import LIMITS, limited, raise_limit
 from journal_support import JournalFiles, have_journal_remote
 from server import append, wait_until
-
-LIMITS = {
-    # sysctl in the namespace, the notice's reason
-    "watches": ("max_inotify_watches", "the inotify watch limit is reached"),
-    "instances": ("max_inotify_instances", "the inotify instance limit is reached"),
-}
-
-
-def limited(sysctl: str) -> list[str]:
-    """A wrapper running tailsse in a new user namespace whose `user.SYSCTL` is 0; skips the test
-    when this kernel or sandbox cannot do that."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare (util-linux) is not installed")
-    probe = subprocess.run([unshare, "--user", "--map-root-user", "sh", "-c",
-                            f"echo 0 > /proc/sys/user/{sysctl} && cat /proc/sys/user/{sysctl}"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0 or probe.stdout.strip() != "0":
-        pytest.skip(f"cannot lower user.{sysctl} in a user namespace on kernel {os.uname().release} "
-                    f"(unprivileged user namespaces off, or no per-namespace inotify limits): {probe.stderr.strip()}")
-    return [unshare, "--user", "--map-root-user", "sh", "-c", f'echo 0 > /proc/sys/user/{sysctl} && exec "$@"', "sh"]
-
-
-def raise_limit(srv, sysctl: str) -> None:
-    """Raises the limit again inside tailsse's user namespace."""
-    subprocess.run(["nsenter", "--user", "--target", str(srv.pid), "sh", "-c", f"echo 1000 > /proc/sys/user/{sysctl}"], check=True)
 
 
 def source(srv, name: str) -> dict:
