@@ -105,6 +105,10 @@ def test_the_journal_is_polled_when_the_inotify_limit_is_reached(tailsse, tmp_pa
             # A new journal file in the directory: only a reopen finds it without inotify.
             files.messages(["y 0", "y 1"], file="y")
             s.wait_messages(202)
+            # A client resuming in the new file: the reader threads' journals find it too.
+            with SSEStream(srv.port, "/journal?tail=0", last_event_id=s.messages()[200].id) as resumed:
+                resumed.wait_messages(1)
+                assert resumed.texts() == ["y 1"] and [e.type for e in resumed.events] == ["message"]
             # The limit raised: the next reopen gets inotify back.
             raise_limit(srv, sysctl)
             wait_until(lambda: source(srv, "journal")["watch"] == "inotify", 20, "inotify watching the journal again")

@@ -90,12 +90,8 @@ final class JournalReaderPool: Sendable {
                 if let reopenAfter, ContinuousClock.now >= reopenAfter { journal = nil }
                 if journal == nil {
                     let opened = try JournalHandle(location)
-                    reopenAfter = nil
-                    do throws(SystemError) {
-                        _ = try opened.descriptor()
-                    } catch where InotifyShortage.isLimit(error.errno) {
-                        reopenAfter = .now + .seconds(InotifyShortage.pollInterval)
-                    }
+                    let polled = try opened.inotifyShortage() != nil
+                    reopenAfter = polled ? .now + .seconds(InotifyShortage.pollInterval) : nil
                     journal = opened
                 }
                 try journal!.process()

@@ -157,14 +157,9 @@ private final class JournalFollower: @unchecked Sendable {
         if case .directory(let path) = source.location { directory = try Self.identity(ofDirectory: path) }
         let journal = try JournalHandle(source.location)
         openedAt = .now
-        do throws(SystemError) {
-            let descriptor = try journal.descriptor()
-            watched = Self.watchCount(descriptor) != 0
-            report(polling: watched ? nil : InotifyShortage.notice(errno: ENOSPC, operation: .watch))
-        } catch where InotifyShortage.isLimit(error.errno) {
-            watched = false
-            report(polling: InotifyShortage.notice(errno: error.errno, operation: error.errno == ENOSPC ? .watch : .instance))
-        }
+        let shortage = try journal.inotifyShortage()
+        watched = shortage == nil
+        report(polling: shortage.map { InotifyShortage.notice(errno: $0, operation: $0 == ENOSPC ? .watch : .instance) })
         var resumed = false
         switch position {
         case .after(let cursor)?:
@@ -250,23 +245,6 @@ private final class JournalFollower: @unchecked Sendable {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw SystemError(errno: errno, operation: "journal directory \(path)") }
         return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
-    }
-
-    /// How many inotify watches the instance `descriptor` holds (from `/proc/self/fdinfo`); -1
-    /// when that cannot be read. `sd_journal_get_fd` ignores watches it cannot add (a limit).
-    private static func watchCount(_ descriptor: Int32) -> Int {
-        let file = open("/proc/self/fdinfo/\(descriptor)", O_RDONLY | O_CLOEXEC)
-        guard file >= 0 else { return -1 }
-        defer { close(file) }
-        var text: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(file, &chunk, chunk.count)
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }
-            text += chunk[..<count]
-        }
-        return text.split(separator: UInt8(ascii: "\n")).filter { $0.starts(with: Array("inotify wd:".utf8)) }.count
     }
 
     private var pollingNotice: String?
