@@ -10,6 +10,7 @@ raised inside that namespace (`nsenter --user`) and inotify is used again.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -57,6 +58,17 @@ def test_files_are_polled_exactly_when_the_inotify_limit_is_reached(tailsse, log
             append(log, "".join(f"{line}\n" for line in lines))
             expected += [("message", line) for line in lines]
         s.wait_messages(len(expected))
+
+        # Polled every 250 ms, not only at the once-a-second resync: a line arrives within about
+        # 125 ms on average (the resync alone would take about 500 ms).
+        delays = []
+        for i in range(10):
+            started = time.monotonic()
+            append(log, f"timed {i}\n")
+            expected.append(("message", f"timed {i}"))
+            s.wait_messages(len(expected))
+            delays.append(time.monotonic() - started)
+        assert sum(delays) / len(delays) < 0.35, delays
 
         # Rename rotation: the writer still holds the old file for a last line.
         os.rename(log, logdir / "app.log.1")
