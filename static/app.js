@@ -950,7 +950,8 @@ function describeSource(source) {
   const kind = source.kind === "journal" ? "journal" : "file";
   const where = typeof source.path === "string" ? ` · ${source.path}` : typeof source.directory === "string" ? ` · ${source.directory}` : "";
   const waiting = typeof source.problem === "string" ? ` · ${source.problem}` : source.following === false ? " · not followed yet" : "";
-  return `${kind}${where}${waiting}`;
+  const polling = typeof source.notice === "string" ? ` · ${source.notice}` : "";
+  return `${kind}${where}${waiting}${polling}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 
 import pytest
@@ -49,7 +50,7 @@ def test_backlog_then_live_entries(tailsse, journal):
         assert first.id.startswith("s=") and ";i=" in first.id
     listing = request(srv.port, "/sources").json()
     assert [{k: v for k, v in source.items() if k != "clients"} for source in listing] == [
-        {"name": "journal", "kind": "journal", "journal": "directory", "directory": str(journal.directory), "following": True}]
+        {"name": "journal", "kind": "journal", "journal": "directory", "directory": str(journal.directory), "watch": "inotify", "following": True}]
 
 
 def test_ids_are_the_cursors_journalctl_shows(tailsse, journal):
@@ -324,4 +325,59 @@ def test_a_missing_journal_directory_is_named_by_healthz_and_the_others_go_on(ta
         with SSEStream(srv.port, "/journal?tail=1") as stream:
             assert stream.wait_messages(1)[0].json["text"] == "arrived later"
     finally:
+        files.close()
+
+
+@pytest.mark.parametrize("how", ["renamed away", "unreadable"])
+def test_a_journal_directory_that_vanishes_while_followed_is_named_then_followed_again(tailsse, tmp_path, logdir, how):
+    """Degrade, don't die: the journal directory is renamed away (or made unreadable) while a client
+    streams — /healthz answers 503 naming the journal, /sources says why, the file source goes on;
+    once it is back the journal is reopened where it left off and the still-connected client gets
+    every entry, also those written meanwhile, with no reset."""
+    log = logdir / "app.log"
+    log.write_text("file line\n")
+    files = JournalFiles(tmp_path / "journal")
+    directory = files.directory
+    away = tmp_path / "journal.away"
+    wrapper: list[str] = []
+    if how == "unreadable" and os.geteuid() == 0:
+        # root reads a mode-000 directory through CAP_DAC_OVERRIDE: run tailsse without it.
+        if not shutil.which("setpriv"):
+            pytest.skip("setpriv (util-linux) is needed to run tailsse without CAP_DAC_OVERRIDE as root")
+        wrapper = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    try:
+        files.messages(["before 0", "before 1"])
+        srv = tailsse({"app": log}, extra=["--journal-directory", str(directory)], wrapper=wrapper)
+        wait_until(lambda: request(srv.port, "/healthz").status == 200, 20, "the journal followed")
+        with SSEStream(srv.port, "/journal?tail=all") as s:
+            s.wait_messages(2)
+            if how == "renamed away":
+                os.rename(directory, away)
+            else:
+                os.chmod(directory, 0)
+            wait_until(lambda: request(srv.port, "/healthz").status == 503, 20, "/healthz noticing the directory gone")
+            assert request(srv.port, "/healthz").body == b"not following: journal\n"
+            entry = next(e for e in request(srv.port, "/sources").json() if e["name"] == "journal")
+            expected_problem = "No such file or directory" if how == "renamed away" else "Permission denied"
+            assert expected_problem in entry["problem"] and str(directory) in entry["problem"], entry
+            assert entry["following"] is False
+            with SSEStream(srv.port, "/sources/app?tail=1") as other:
+                assert other.wait_messages(1)[0].json["text"] == "file line"
+            # journal-remote writes through its open descriptor meanwhile.
+            files.messages(["during 0", "during 1"])
+            if how == "renamed away":
+                os.rename(away, directory)
+            else:
+                os.chmod(directory, 0o755)
+            wait_until(lambda: request(srv.port, "/healthz").status == 200, 20, "the journal followed again")
+            assert "problem" not in next(e for e in request(srv.port, "/sources").json() if e["name"] == "journal")
+            files.messages(["after 0"])
+            s.wait_messages(5)
+            assert texts(s) == ["before 0", "before 1", "during 0", "during 1", "after 0"]
+            assert [e.type for e in s.events if e.type != "message"] == []
+    finally:
+        if away.exists():
+            os.rename(away, directory)
+        if directory.exists():
+            os.chmod(directory, 0o755)
         files.close()

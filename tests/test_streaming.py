@@ -298,6 +298,7 @@ def test_sources_listing(tailsse, logdir):
     assert by["a"]["kind"] == "file" and by["a"]["path"] == str(a)
     assert by["late"]["kind"] == "file" and by["late"]["path"] == str(missing)
     assert by["a"]["following"] is True and by["late"]["following"] is True
+    assert by["a"]["watch"] == "inotify" and "notice" not in by["a"]
     assert by["a"]["clients"] == 0
     with SSEStream(srv.port, "/sources/a") as s1, SSEStream(srv.port, "/sources/a") as s2:
         s1.wait_ready()

@@ -60,6 +60,7 @@ extension EventStream {
 
 extension LogSource {
     public var problem: String? { nil }
+    public var notice: String? { nil }
     public var isHealthy: Bool { isFollowing }
 }
 
@@ -83,6 +84,10 @@ public protocol LogSource: Sendable {
     /// Whether `/healthz` counts the source as working: followed, and (for the journal) readable.
     /// A file that is missing for a while (between rotations) is still healthy.
     var isHealthy: Bool { get }
+    /// How the source works in a degraded but lossless way right now, if it does (e.g. it is
+    /// polled because inotify's watch or instance limit is reached): shown in `GET /sources` and
+    /// on the page, but the source stays healthy.
+    var notice: String? { get }
     /// Opens a stream for one client, encoding with `encoder`.
     func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream
     /// Wakes every idle client so it can send heartbeats and check deadlines.

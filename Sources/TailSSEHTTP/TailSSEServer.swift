@@ -211,6 +211,7 @@ struct SourcesAPI: Sendable {
             out += Array(",\"kind\":".utf8) + JSONText.quoted(source.kind)
             for (key, value) in source.details { out += Array(",".utf8) + JSONText.quoted(key) + Array(":".utf8) + JSONText.quoted(value) }
             if let problem = source.problem { out += Array(",\"problem\":".utf8) + JSONText.quoted(problem) }
+            if let notice = source.notice { out += Array(",\"notice\":".utf8) + JSONText.quoted(notice) }
             out += Array(",\"following\":\(source.isFollowing),\"clients\":\(source.clientCount)}".utf8)
         }
         out.append(UInt8(ascii: "]"))

@@ -9,7 +9,9 @@ import TailSSECore
 ///
 /// Lives on the ``FileWatchService`` thread; ``sync()`` is idempotent and is called on every
 /// inotify event for the file or its directory, after a queue overflow, and once a second, so a
-/// missed event delays a line by at most a second and never loses it.
+/// missed event delays a line by at most a second and never loses it. When inotify's limits keep
+/// it from watching the file, it is called every 250 ms instead (``InotifyShortage``): it needs no
+/// event, finding appends, renames and truncations by `stat` of the path and `fstat` of the file.
 final class FileFollower {
     let source: FileSource
     private(set) var file: OpenFile?

@@ -15,7 +15,8 @@ public final class FileSource: ManagedSource {
     public let path: String
     public let maxLineBytes: Int
     public var kind: String { "file" }
-    public var details: [(key: String, value: String)] { [("path", path)] }
+    /// `path`, and `watch`: `inotify`, or `polling` while inotify cannot watch the file (see ``notice``).
+    public var details: [(key: String, value: String)] { [("path", path), ("watch", notice == nil ? "inotify" : "polling")] }
     public var definition: String { "file \(path) max-line-bytes=\(maxLineBytes) shared-buffer-bytes=\(sharedBytes)" }
     private let watcher: FileWatchService
     private let sharedBytes: Int
@@ -26,6 +27,7 @@ public final class FileSource: ManagedSource {
     let followed: FollowedGenerationStore
     let logger: Logger
     private let status = Mutex<String?>(nil)
+    private let pollingReason = Mutex<String?>(nil)
     private let following = Atomic<Bool>(false)
     private let streams = Atomic<Int>(0)
 
@@ -65,6 +67,23 @@ public final class FileSource: ManagedSource {
 
     /// Why the file is not being read right now (missing, permission denied), if it is not.
     public var problem: String? { status.withLock { $0 } }
+
+    /// Why the file is polled rather than watched with inotify (a limit is reached), if it is.
+    public var notice: String? { pollingReason.withLock { $0 } }
+
+    /// Records that inotify cannot watch the file (it is polled; logged once per change) or can again.
+    func report(polling reason: String?) {
+        let changed = pollingReason.withLock { current -> Bool in
+            defer { current = reason }
+            return current != reason
+        }
+        guard changed else { return }
+        if let reason {
+            logger.warning("inotify cannot watch the file; polling it", metadata: ["path": .string(path), "reason": .string(reason)])
+        } else {
+            logger.info("inotify watches the file again", metadata: ["path": .string(path)])
+        }
+    }
 
     func setFollowing(_ value: Bool) { following.store(value, ordering: .relaxed) }
 

@@ -13,35 +13,34 @@ import TailSSECore
 /// syncs the followers an event concerns, resyncs all of them after `IN_Q_OVERFLOW`, and syncs all
 /// once a second anyway so missing or unreadable files are retried. The thread starts with the
 /// service; ``run()`` stops it on graceful shutdown and ends the streams of sources still followed.
+///
+/// Degrade, don't die: when inotify's limits are reached (no instance: `max_user_instances`; no
+/// watch: `max_user_watches`), the files it cannot watch are polled every 250 ms
+/// (``InotifyShortage/pollInterval``) — the same sync, which finds appends, renames and
+/// truncations by `stat` of the path and `fstat` of the open file — and their source says so
+/// (``FileSource/notice``). Missing watches are retried at every poll, a missing instance every
+/// 5 s, so a file goes back to inotify as soon as the limit allows.
 public final class FileWatchService: Service, CustomStringConvertible {
     public var description: String { "FileWatchService" }
     private let logger: Logger
     private let wakeReader: Int32
     private let wakeWriter: Int32
-    private let inotify: Int32
     private let mailbox: Mailbox
     private let loop: WatchLoop
     private let thread: DedicatedThread
 
     public init(logger: Logger) throws {
         self.logger = logger
-        let inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard inotify >= 0 else { throw SystemError(errno: errno, operation: "inotify_init1") }
         var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else {
-            let error = SystemError(errno: errno, operation: "pipe")
-            close(inotify)
-            throw error
-        }
+        guard pipe(&ends) == 0 else { throw SystemError(errno: errno, operation: "pipe") }
         for end in ends {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
             _ = fcntl(end, F_SETFL, O_NONBLOCK)
         }
-        self.inotify = inotify
         self.wakeReader = ends[0]
         self.wakeWriter = ends[1]
         let mailbox = Mailbox()
-        let loop = WatchLoop(inotify: inotify, logger: logger)
+        let loop = WatchLoop(logger: logger)
         self.mailbox = mailbox
         self.loop = loop
         let wake = ends[0]
@@ -49,14 +48,14 @@ public final class FileWatchService: Service, CustomStringConvertible {
         do {
             self.thread = try DedicatedThread {
                 loop.run(wake: wake, mailbox: mailbox)
+                loop.closeInstance()
                 close(wake)
                 close(writer)
-                close(inotify)
             }
         } catch {
+            loop.closeInstance()
             close(wake)
             close(writer)
-            close(inotify)
             throw error
         }
     }
@@ -154,21 +153,50 @@ private final class Mailbox: Sendable {
 /// The loop on the inotify thread; everything it touches stays on that thread.
 private final class WatchLoop: @unchecked Sendable {
     private typealias Key = ObjectIdentifier
-    private let inotify: Int32
+    /// The inotify instance, or -1 while none can be had (every file is polled).
+    private var inotify: Int32 = -1
+    /// Why there is no instance, when there is none.
+    private var instanceNotice: String?
+    private var lastInstanceAttempt = 0.0
     private let logger: Logger
     private var followers: [Key: FileFollower] = [:]
     private var directoryWatches: [Int32: [Key]] = [:]
     private var fileWatches: [Int32: [Key]] = [:]
     private var fileWatchOf: [Key: Int32] = [:]
     private var directoryWatchOf: [Key: Int32] = [:]
+    /// The followers inotify cannot watch fully: polled every ``InotifyShortage/pollInterval``.
+    private var polled = Set<Key>()
     private let finished = Mutex<[FileSource]>([])
 
     private static let directoryMask = UInt32(IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_ONLYDIR)
     private static let fileMask = UInt32(IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF | IN_CLOSE_WRITE)
 
-    init(inotify: Int32, logger: Logger) {
-        self.inotify = inotify
+    init(logger: Logger) {
         self.logger = logger
+        openInstance()
+    }
+
+    /// Creates the inotify instance; on failure (a limit) logs it and leaves every file polled.
+    private func openInstance() {
+        lastInstanceAttempt = monotonicSeconds()
+        let created = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        if created >= 0 {
+            inotify = created
+            if instanceNotice != nil { logger.info("inotify is available again; watching the files with it") }
+            instanceNotice = nil
+            return
+        }
+        let notice = InotifyShortage.notice(errno: errno, operation: .instance)
+        if instanceNotice == nil {
+            logger.warning("cannot create an inotify instance; polling every file", metadata: ["reason": .string(notice)])
+        }
+        instanceNotice = notice
+    }
+
+    /// Closes the inotify instance (after the loop has stopped, or when it never ran).
+    func closeInstance() {
+        if inotify >= 0 { close(inotify) }
+        inotify = -1
     }
 
     /// The sources followed when the thread stopped (read after it has).
@@ -177,10 +205,14 @@ private final class WatchLoop: @unchecked Sendable {
     func run(wake: Int32, mailbox: Mailbox) {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         var lastSweep = monotonicSeconds()
+        var lastPoll = lastSweep
         while !mailbox.isStopping {
             mailbox.passes.add(1, ordering: .relaxed)
+            // A negative descriptor is ignored by poll: without an instance only the pipe wakes us.
             var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 2, 1000)
+            let untilPoll = lastPoll + InotifyShortage.pollInterval - monotonicSeconds()
+            let timeout: Int32 = polled.isEmpty ? 1000 : Int32(max(1, min(untilPoll, InotifyShortage.pollInterval) * 1000))
+            let ready = poll(&fds, 2, timeout)
             if ready < 0, errno != EINTR {
                 logger.error("poll failed; retrying", metadata: ["errno": .stringConvertible(errno)])
                 usleep(100_000)
@@ -201,9 +233,17 @@ private final class WatchLoop: @unchecked Sendable {
                 readEvents(into: &due, buffer: &buffer)
             }
             let now = monotonicSeconds()
+            if inotify < 0, now - lastInstanceAttempt >= InotifyShortage.instanceRetryInterval {
+                openInstance()
+                if inotify >= 0 { due.formUnion(followers.keys) }
+            }
             if now - lastSweep >= 1 {
                 lastSweep = now
                 due.formUnion(followers.keys)
+            }
+            if now - lastPoll >= InotifyShortage.pollInterval * 0.9 {
+                lastPoll = now
+                due.formUnion(polled)
             }
             for key in due { syncAndWatch(key) }
         }
@@ -228,6 +268,7 @@ private final class WatchLoop: @unchecked Sendable {
         guard followers.removeValue(forKey: key) != nil else { return }
         if let wd = fileWatchOf.removeValue(forKey: key) { unwatchFile(wd, key: key) }
         if let wd = directoryWatchOf.removeValue(forKey: key) { unwatchDirectory(wd, key: key) }
+        polled.remove(key)
         source.setFollowing(false)
     }
 
@@ -265,24 +306,39 @@ private final class WatchLoop: @unchecked Sendable {
         }
     }
 
+    /// Syncs a follower and adds the watches it lacks. A watch that cannot be added for a reason
+    /// other than its target missing (a limit) makes the follower polled until it can be.
     private func syncAndWatch(_ key: Key) {
         guard let follower = followers[key] else { return }
-        if directoryWatchOf[key] == nil {
+        var notice = instanceNotice
+        if inotify >= 0, directoryWatchOf[key] == nil {
             let wd = inotify_add_watch(inotify, follower.source.directoryPath, Self.directoryMask)
             if wd >= 0 {
                 directoryWatchOf[key] = wd
                 directoryWatches[wd, default: []].append(key)
+            } else if let failure = Self.shortage(errno) {
+                notice = failure
             }
         }
         let switched = follower.sync()
-        if switched || fileWatchOf[key] == nil, follower.file != nil {
+        if inotify >= 0, switched || fileWatchOf[key] == nil, follower.file != nil {
             if let old = fileWatchOf.removeValue(forKey: key) { unwatchFile(old, key: key) }
             let wd = inotify_add_watch(inotify, follower.source.path, Self.fileMask)
             if wd >= 0 {
-                fileWatchOf[key] = wd
                 fileWatches[wd, default: []].append(key)
+                fileWatchOf[key] = wd
+            } else if let failure = Self.shortage(errno) {
+                notice = failure
             }
         }
+        if notice == nil { polled.remove(key) } else { polled.insert(key) }
+        follower.source.report(polling: notice)
+    }
+
+    /// The notice for a watch that could not be added, unless its target is just missing (the
+    /// file's problem says so, and the once-a-second sync retries it).
+    private static func shortage(_ errno: Int32) -> String? {
+        errno == ENOENT || errno == ENOTDIR ? nil : InotifyShortage.notice(errno: errno, operation: .watch)
     }
 
     /// Drops `key` from file watch `wd`, and the watch itself when nothing else uses it.

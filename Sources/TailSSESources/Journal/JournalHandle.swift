@@ -40,6 +40,36 @@ final class JournalHandle {
     /// The descriptor to poll for changes, and `sd_journal_process` to call after it fired.
     func descriptor() throws(SystemError) -> Int32 { try check(sd_journal_get_fd(journal), "sd_journal_get_fd") }
 
+    /// Gets the journal's inotify descriptor; returns the errno of the inotify limit that keeps it
+    /// from watching the journal (then it must be polled), or `nil` when it watches it. Without an
+    /// instance `sd_journal_get_fd` fails; watches it cannot add it skips (it got none: `ENOSPC`).
+    func inotifyShortage() throws(SystemError) -> Int32? {
+        let descriptor: Int32
+        do {
+            descriptor = try self.descriptor()
+        } catch where InotifyShortage.isLimit(error.errno) {
+            return error.errno
+        }
+        return Self.watchCount(descriptor) == 0 ? ENOSPC : nil
+    }
+
+    /// How many watches the inotify instance `descriptor` holds (from `/proc/self/fdinfo`); -1
+    /// when that cannot be read.
+    private static func watchCount(_ descriptor: Int32) -> Int {
+        let file = open("/proc/self/fdinfo/\(descriptor)", O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { return -1 }
+        defer { close(file) }
+        var text: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(file, &chunk, chunk.count)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            text += chunk[..<count]
+        }
+        return text.split(separator: UInt8(ascii: "\n")).filter { $0.starts(with: Array("inotify wd:".utf8)) }.count
+    }
+
     /// The poll timeout the journal asks for, in milliseconds (-1: none).
     func timeoutMilliseconds() -> Int32 {
         var timeout: UInt64 = 0

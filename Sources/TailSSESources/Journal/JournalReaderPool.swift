@@ -67,6 +67,8 @@ final class JournalReaderPool: Sendable {
 
     private func work() {
         var journal: JournalHandle?
+        // A journal without inotify (a limit is reached) learns of new files only by reopening.
+        var reopenAfter: ContinuousClock.Instant?
         while true {
             signal.wait()
             let job: Job? = state.withLock { state in
@@ -85,9 +87,11 @@ final class JournalReaderPool: Sendable {
                 continue
             }
             do {
+                if let reopenAfter, ContinuousClock.now >= reopenAfter { journal = nil }
                 if journal == nil {
                     let opened = try JournalHandle(location)
-                    _ = try opened.descriptor()
+                    let polled = try opened.inotifyShortage() != nil
+                    reopenAfter = polled ? .now + .seconds(InotifyShortage.pollInterval) : nil
                     journal = opened
                 }
                 try journal!.process()

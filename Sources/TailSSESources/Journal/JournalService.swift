@@ -90,9 +90,25 @@ final class WakePipe: Sendable {
 
 /// The loop on the follower thread: drain new entries into the shared log, then wait for the
 /// journal to change. Every error is logged and retried with a pause, never spun on.
+///
+/// Degrade, don't die:
+/// - A `--journal-directory` is checked before each open and every 250 ms while followed (an
+///   `sd_journal` keeps its files open, so it would not notice): gone or unreadable, the source
+///   gets a problem (`/healthz` 503) and the journal is closed; once the directory is back it is
+///   reopened where the follower left off (by cursor; a `reset` when the entry is gone). A
+///   directory replaced by another is reopened the same way.
+/// - When inotify's limits are reached (`sd_journal_get_fd` fails, or the journal got no watch),
+///   the journal is polled every 250 ms and reopened every 2 s to find new journal files and to
+///   get inotify back; the source's ``JournalSource/notice`` says so.
 private final class JournalFollower: @unchecked Sendable {
     private let source: JournalSource
     private var journal: JournalHandle?
+    /// Whether inotify watches the open journal; `false`: it is polled.
+    private var watched = true
+    private var openedAt = ContinuousClock.now
+    /// The identity of the `--journal-directory` the journal was opened in.
+    private var directory: FileIdentity?
+    private var lastDirectoryCheck = ContinuousClock.now
     private var position: JournalPosition?
     private var problem: String? = "not opened yet"
     private var lastEntry = ContinuousClock.now - .seconds(60)
@@ -110,14 +126,21 @@ private final class JournalFollower: @unchecked Sendable {
                 let journal = try openIfNeeded()
                 report(problem: nil)
                 try drain(journal)
-                var descriptors = [
-                    pollfd(fd: try journal.descriptor(), events: Int16(POLLIN), revents: 0),
-                    pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
-                ]
-                let ready = poll(&descriptors, 2, pollTimeout(journal))
-                if ready < 0, errno != EINTR { throw SystemError(errno: errno, operation: "poll") }
-                if descriptors[1].revents != 0 { wake.drain() }
-                try journal.process()
+                if watched {
+                    var descriptors = [
+                        pollfd(fd: try journal.descriptor(), events: Int16(POLLIN), revents: 0),
+                        pollfd(fd: wake.readEnd, events: Int16(POLLIN), revents: 0),
+                    ]
+                    let ready = poll(&descriptors, 2, pollTimeout(journal))
+                    if ready < 0, errno != EINTR { throw SystemError(errno: errno, operation: "poll") }
+                    if descriptors[1].revents != 0 { wake.drain() }
+                    try journal.process()
+                } else {
+                    pause(wake: wake, milliseconds: Int32(InotifyShortage.pollInterval * 1000))
+                    wake.drain()
+                    if ContinuousClock.now - openedAt >= .seconds(InotifyShortage.journalReopenInterval) { self.journal = nil }
+                }
+                try checkDirectory()
             } catch {
                 report(problem: "\(error)")
                 journal = nil
@@ -131,11 +154,22 @@ private final class JournalFollower: @unchecked Sendable {
     /// Opens the journal and places it after the last entry sent (or at the current end).
     private func openIfNeeded() throws(SystemError) -> JournalHandle {
         if let journal { return journal }
+        if case .directory(let path) = source.location { directory = try Self.identity(ofDirectory: path) }
         let journal = try JournalHandle(source.location)
-        _ = try journal.descriptor()
+        openedAt = .now
+        let shortage = try journal.inotifyShortage()
+        watched = shortage == nil
+        report(polling: shortage.map { InotifyShortage.notice(errno: $0, operation: $0 == ENOSPC ? .watch : .instance) })
         var resumed = false
-        if case .after(let cursor)? = position, try journal.seek(cursor: cursor), try journal.next(), journal.isAt(cursor: cursor) {
+        switch position {
+        case .after(let cursor)?:
+            if try journal.seek(cursor: cursor), try journal.next(), journal.isAt(cursor: cursor) { resumed = true }
+        case .head?:
+            // Nothing was read yet: every entry the journal holds now is new.
+            try journal.seekHead()
             resumed = true
+        case nil:
+            break
         }
         if !resumed {
             try journal.seekTail()
@@ -187,6 +221,44 @@ private final class JournalFollower: @unchecked Sendable {
         if !batch.isEmpty { source.logger.trace("follower appended", metadata: ["count": "\(batch.count)", "to": "\(from)"]) }
         source.log.append(batch)
         position = from
+    }
+
+    /// Closes the journal when its directory is gone, unreadable (throws: the source's problem)
+    /// or replaced by another (reopened on the next pass); looks at most every 250 ms.
+    private func checkDirectory() throws(SystemError) {
+        guard case .directory(let path) = source.location, journal != nil,
+              ContinuousClock.now - lastDirectoryCheck >= .seconds(InotifyShortage.pollInterval)
+        else { return }
+        lastDirectoryCheck = .now
+        let current = try Self.identity(ofDirectory: path)
+        if current != directory {
+            source.logger.info("the journal directory was replaced; reopening it", metadata: ["directory": .string(path)])
+            journal = nil
+        }
+    }
+
+    /// The identity of the directory at `path`, which must be readable; throws why not.
+    private static func identity(ofDirectory path: String) throws(SystemError) -> FileIdentity {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw SystemError(errno: errno, operation: "journal directory \(path)") }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw SystemError(errno: errno, operation: "journal directory \(path)") }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+
+    private var pollingNotice: String?
+
+    /// Records that the journal is polled (logged once per change) or watched by inotify again.
+    private func report(polling notice: String?) {
+        guard notice != pollingNotice else { return }
+        pollingNotice = notice
+        source.setNotice(notice)
+        if let notice {
+            source.logger.warning("inotify cannot watch the journal; polling it", metadata: ["location": .string(source.location.description), "reason": .string(notice)])
+        } else {
+            source.logger.info("inotify watches the journal again", metadata: ["location": .string(source.location.description)])
+        }
     }
 
     private func report(problem: String?) {

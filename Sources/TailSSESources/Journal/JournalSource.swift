@@ -16,9 +16,10 @@ public final class JournalSource: ManagedSource {
     public let location: JournalLocation
     public var kind: String { "journal" }
     public var details: [(key: String, value: String)] {
+        let watch = ("watch", notice == nil ? "inotify" : "polling")
         switch location {
-        case .local: [("journal", "local")]
-        case .directory(let path): [("journal", "directory"), ("directory", path)]
+        case .local: return [("journal", "local"), watch]
+        case .directory(let path): return [("journal", "directory"), ("directory", path), watch]
         }
     }
 
@@ -57,6 +58,10 @@ public final class JournalSource: ManagedSource {
     private let problemNote = Mutex<String?>(nil)
     func setProblem(_ problem: String?) { problemNote.withLock { $0 = problem } }
     public var isHealthy: Bool { isFollowing && problem == nil }
+    /// Why the journal is polled rather than watched with inotify (a limit is reached), if it is.
+    public var notice: String? { pollingNote.withLock { $0 } }
+    private let pollingNote = Mutex<String?>(nil)
+    func setNotice(_ notice: String?) { pollingNote.withLock { $0 = notice } }
     public var clientCount: Int { streams.load(ordering: .relaxed) }
     public var bytesAppended: UInt64 { log.bytesAppended }
     func setFollowing(_ value: Bool) { following.store(value, ordering: .relaxed) }
