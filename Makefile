@@ -30,8 +30,8 @@ APT_TEST := $(APT_RUN) python3 python3-venv util-linux procps coreutils strace g
 APT_BENCH := gcc libc6-dev coreutils libsystemd-dev websocketd $(APT_JOURNAL_BENCH)
 # The browser tests: Debian's chromium, driven by Playwright from PyPI (never `playwright install`).
 APT_TEST += chromium fonts-dejavu-core
-# The proxy tests run Debian's nginx in the foreground with a configuration of their own.
-APT_TEST += nginx
+# The proxy tests run Debian's nginx and Caddy in the foreground with configurations of their own.
+APT_TEST += nginx caddy
 # `make deb`: Debian's packaging tools (dpkg-deb, dpkg-shlibdeps, dpkg-gencontrol), binutils' strip,
 # and the man page's checkers; tests/test_package.py installs the package in a debootstrap'd root.
 APT_DEB := dpkg-dev binutils lintian man-db groff-base

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from chaos import ReconnectingClient, Writer, first_difference, holds_open, running
 from http_client import SSEStream, request
-from nginx_support import nginx  # noqa: F401  (the fixture)
+from proxy_support import caddy, nginx  # noqa: F401  (the fixtures)
 from server import append, wait_until
 
 STATIC = str(Path(__file__).resolve().parent.parent / "static")
@@ -65,3 +65,23 @@ def test_two_instances_behind_nginx_every_line_exactly_once_across_reconnections
     assert min(served) >= client.connections // 3, f"round-robin should split the connections: {served}"
     print(f"{len(writer.written)} lines, {writer.rotations} rotations, {client.connections} connections "
           f"through nginx, streams served per instance {served}")
+
+
+def test_a_stream_through_caddy_is_not_buffered_and_resumes(tailsse, logdir, caddy):
+    log = logdir / "app.log"
+    log.write_text("before\n")
+    srv = tailsse({"app": log}, extra=["--base-path", "/logs/", "--static-dir", STATIC])
+    proxy = caddy(srv.port)
+    stream = SSEStream(proxy.port, "/logs/sources/app?tail=1")
+    assert stream.wait_messages(1)[0].json["text"] == "before"
+    for i in range(5):
+        append(log, f"live {i}\n")
+        stream.wait_for(lambda s: s.texts()[-1] == f"live {i}", 5, f"line {i} through caddy")
+    last = stream.messages()[-1].id
+    stream.close()
+    append(log, "while away\n")
+    resumed = SSEStream(proxy.port, "/logs/sources/app", last_event_id=last)
+    assert resumed.wait_messages(1)[0].json["text"] == "while away"
+    resumed.close()
+    page = request(proxy.port, "/logs/")
+    assert page.status == 200 and b"<html" in page.body.lower()

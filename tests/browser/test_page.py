@@ -8,7 +8,7 @@ import time
 from conftest import artifact
 from http_client import metric
 from journal_files import has_journal_directory, write_journal
-from nginx_support import nginx  # noqa: F401  (the fixture)
+from proxy_support import nginx  # noqa: F401  (the fixture)
 from server import append, wait_until
 from view import heap, lines, rows, wait_for_rows, wait_for_status, wait_for_text
 
