@@ -1,4 +1,5 @@
-"""Debian's nginx and Caddy in the foreground, with the README's proxy settings, for the proxy tests."""
+"""Debian's nginx and Caddy in the foreground, configured with the README's proxy settings word for
+word ("Behind nginx", "Behind Caddy"), for the proxy tests."""
 
 from __future__ import annotations
 
@@ -23,15 +24,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Nginx:
-    """nginx in the foreground with a configuration of its own, in a directory of its own."""
+def readme_block(language: str) -> str:
+    """The README's first fenced block in `language`."""
+    return README.read_text().split(f"```{language}\n", 1)[1].split("```", 1)[0]
 
-    def __init__(self, directory: Path, upstreams: list[int]) -> None:
+
+class Proxy:
+    """A proxy process in the foreground, in a directory of its own, on a loopback port."""
+
+    name = "proxy"
+
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.port = free_port()
+
+    def start(self, command: list[str], env: dict | None = None) -> None:
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(self.directory / "stderr.log", "wb"), env=env)
+        wait_until(self._listening, 20, f"{self.name} to listen")
+
+    def _listening(self) -> bool:
+        assert self.proc.poll() is None, "".join(p.read_text() for p in sorted(self.directory.glob("*.log")))
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Nginx(Proxy):
+    """nginx with the README's `location /logs/` block, round-robin over `upstreams`."""
+
+    name = "nginx"
+
+    def __init__(self, directory: Path, upstreams: list[int]) -> None:
+        super().__init__(directory)
         servers = "".join(f"        server 127.0.0.1:{port};\n" for port in upstreams)
-        # The location block is the README's ("Behind a reverse proxy"), word for word.
-        location = README.read_text().split("```nginx\n", 1)[1].split("```", 1)[0].replace("http://127.0.0.1:8111", "http://tailsse")
+        location = readme_block("nginx").replace("http://127.0.0.1:8111", "http://tailsse")
         (directory / "nginx.conf").write_text(
             "daemon off;\nmaster_process on;\nworker_processes 1;\nuser root;\n"
             f"pid {directory}/nginx.pid;\nerror_log {directory}/error.log info;\n"
@@ -44,90 +80,50 @@ class Nginx:
             f"    server {{\n        listen 127.0.0.1:{self.port};\n{location}    }}\n"
             "}\n"
         )
-        self.proc = subprocess.Popen([NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf")],
-                                     stdout=subprocess.DEVNULL, stderr=open(directory / "stderr.log", "wb"))
-        wait_until(self._listening, 20, "nginx to listen")
-
-    def _listening(self) -> bool:
-        assert self.proc.poll() is None, (self.directory / "stderr.log").read_text() + (self.directory / "error.log").read_text()
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.start([NGINX, "-p", str(directory), "-c", str(directory / "nginx.conf")])
 
 
-@pytest.fixture
-def nginx(tmp_path):
-    if not os.access(NGINX, os.X_OK):
-        pytest.fail(f"{NGINX} not found: `make test` installs Debian's nginx")
-    started: list[Nginx] = []
+class Caddy(Proxy):
+    """Caddy on a plain-HTTP loopback site with the README's `handle` block, to `upstreams`."""
 
-    def make(upstreams: list[int]) -> Nginx:
-        directory = tmp_path / f"nginx{len(started)}"
-        directory.mkdir()
-        started.append(Nginx(directory, upstreams))
-        return started[-1]
+    name = "caddy"
 
-    yield make
-    for proxy in started:
-        proxy.stop()
-
-
-class Caddy:
-    """Caddy in the foreground on a plain-HTTP loopback site, with the README's `handle` block."""
-
-    def __init__(self, directory: Path, upstream: int) -> None:
-        self.directory = directory
-        self.port = free_port()
-        block = README.read_text().split("```caddy\n", 1)[1].split("```", 1)[0]
-        handle = block[block.index("    handle"):block.rindex("}")].replace("127.0.0.1:8111", f"127.0.0.1:{upstream}")
+    def __init__(self, directory: Path, upstreams: list[int]) -> None:
+        super().__init__(directory)
+        block = readme_block("caddy")
+        handle = block[block.index("    handle"):block.rindex("}")]
+        handle = handle.replace("127.0.0.1:8111", " ".join(f"127.0.0.1:{port}" for port in upstreams))
         (directory / "Caddyfile").write_text(
             "{\n    admin off\n    auto_https off\n}\n"
             f"http://127.0.0.1:{self.port} {{\n{handle}}}\n"
         )
         env = {**os.environ, "HOME": str(directory), "XDG_DATA_HOME": str(directory), "XDG_CONFIG_HOME": str(directory)}
-        self.proc = subprocess.Popen([CADDY, "run", "--config", str(directory / "Caddyfile"), "--adapter", "caddyfile"],
-                                     stdout=subprocess.DEVNULL, stderr=open(directory / "stderr.log", "wb"), env=env)
-        wait_until(self._listening, 20, "caddy to listen")
-
-    def _listening(self) -> bool:
-        assert self.proc.poll() is None, (self.directory / "stderr.log").read_text()
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.start([CADDY, "run", "--config", str(directory / "Caddyfile"), "--adapter", "caddyfile"], env=env)
 
 
-@pytest.fixture
-def caddy(tmp_path):
-    if not os.access(CADDY, os.X_OK):
-        pytest.fail(f"{CADDY} not found: `make test` installs Debian's caddy")
-    started: list[Caddy] = []
+def _proxies(kind: type[Proxy], binary: str, tmp_path: Path):
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"{binary} not found: `make test` installs Debian's {kind.name}")
+    started: list[Proxy] = []
 
-    def make(upstream: int) -> Caddy:
-        directory = tmp_path / f"caddy{len(started)}"
+    def make(upstreams: list[int]) -> Proxy:
+        directory = tmp_path / f"{kind.name}{len(started)}"
         directory.mkdir()
-        started.append(Caddy(directory, upstream))
+        started.append(kind(directory, upstreams))
         return started[-1]
 
     yield make
     for proxy in started:
         proxy.stop()
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """A factory: nginx([port, ...]) starts nginx in front of those tailsse instances."""
+    yield from _proxies(Nginx, NGINX, tmp_path)
+
+
+@pytest.fixture
+def caddy(tmp_path):
+    """A factory: caddy([port, ...]) starts Caddy in front of those tailsse instances."""
+    yield from _proxies(Caddy, CADDY, tmp_path)
