@@ -11,6 +11,9 @@ const CONFIG = Object.freeze({
   defaultTail: 100,        // existing lines asked for when a view is opened
   rowsPerFrame: 1500,      // rows made per animation frame; more wait in the queue (bounded by the cap)
   followSlackPx: 24,       // this close to the bottom still counts as "at the bottom"
+  foldChars: 4000,         // a longer line is shown folded: its first foldShownChars and its size
+  foldShownChars: 1000,
+  userScrollMs: 1000,      // a scroll this soon after the user's wheel, touch, key or pointer is theirs
   retryInitialMs: 1000,    // first delay of the page's own reconnect backoff
   retryMaxMs: 30000,       // longest delay of the backoff
   markerKinds: ["rotated", "truncated", "reset", "end"],
@@ -52,6 +55,25 @@ function element(tag, className, text) {
 
 function formatCount(n) {
   return n.toLocaleString("en-US");
+}
+
+/** A size in bytes as people read it: 980 B, 97.7 kB, 1.2 MB. */
+function formatBytes(n) {
+  if (n < 1000) return `${n} B`;
+  if (n < 1000 * 1000) return `${(n / 1000).toFixed(1)} kB`;
+  return `${(n / 1000 / 1000).toFixed(1)} MB`;
+}
+
+/** The first `limit` characters of styled segments. */
+function clipSegments(segments, limit) {
+  const clipped = [];
+  let left = limit;
+  for (const segment of segments) {
+    if (left <= 0) break;
+    clipped.push(segment.text.length <= left ? segment : { text: segment.text.slice(0, left), style: segment.style });
+    left -= segment.text.length;
+  }
+  return clipped;
 }
 
 function pad(n, width = 2) {
@@ -404,6 +426,7 @@ class LogView {
   #maxLines;
   #filter = new Filter("");
   #following = true;
+  #userScrolledAt = -Infinity;
   #paused = false;
   #stale = false;        // queued lines were dropped: every row shown is older, and goes too
   #dropped = 0;
@@ -421,6 +444,8 @@ class LogView {
     this.#filterCount = filterCount;
     this.#maxLines = maxLines;
     container.addEventListener("scroll", () => this.#onScroll(), { passive: true });
+    const byUser = () => { this.#userScrolledAt = performance.now(); };
+    for (const type of ["wheel", "touchmove", "keydown", "pointerdown"]) container.addEventListener(type, byUser, { passive: true });
     jumpButton.addEventListener("click", () => this.jumpToLive());
     new ResizeObserver(() => { if (this.#following) this.#scrollToBottom(); }).observe(container);
     this.#renderFooter();
@@ -606,7 +631,33 @@ class LogView {
     }
     const body = element("span", "text");
     row.append(body);
-    return { row, body, kind, source, text: "", segments: [] };
+    return { row, body, kind, source, text: "", segments: [], fold: null, expanded: false };
+  }
+
+  /** Renders an entry's text, folded when it is long (with a button to unfold and fold it). */
+  #render(entry, marks) {
+    const long = entry.kind === "line" && entry.text.length > CONFIG.foldChars;
+    const folded = long && !entry.expanded;
+    renderSegments(entry.body, folded ? clipSegments(entry.segments, CONFIG.foldShownChars) : entry.segments, marks);
+    if (!long) {
+      entry.fold?.remove();
+      entry.fold = null;
+      return;
+    }
+    if (!entry.fold) {
+      entry.fold = element("button", "fold");
+      entry.fold.type = "button";
+      entry.fold.addEventListener("click", () => {
+        entry.expanded = !entry.expanded;
+        this.#applyFilter(entry, true);
+        if (this.#following) this.#scrollToBottom();
+      });
+      entry.row.append(entry.fold);
+    }
+    const size = formatBytes(new TextEncoder().encode(entry.text).length);
+    entry.fold.textContent = folded ? `… show all (${size})` : `fold (${size})`;
+    entry.fold.setAttribute("aria-expanded", String(!folded));
+    entry.row.classList.toggle("folded", folded);
   }
 
   /** Shows or hides an entry by the filter and renders its highlights; true when shown. */
@@ -616,7 +667,7 @@ class LogView {
     const hidden = ranges === null && entry.kind === "line";
     entry.row.hidden = hidden;
     const marks = ranges ?? [];
-    if (fresh || marks.length || entry.marked) renderSegments(entry.body, entry.segments, marks);
+    if (fresh || marks.length || entry.marked) this.#render(entry, marks);
     entry.marked = marks.length > 0;
     return !hidden;
   }
@@ -640,6 +691,12 @@ class LogView {
     const c = this.#container;
     const atBottom = c.scrollHeight - c.scrollTop - c.clientHeight <= CONFIG.followSlackPx;
     if (atBottom === this.#following) return;
+    // Rows change height as they are laid out (off-screen rows are not, and long ones wrap):
+    // a scroll the user did not make never stops following.
+    if (this.#following && performance.now() - this.#userScrolledAt > CONFIG.userScrollMs) {
+      this.#scrollToBottom();
+      return;
+    }
     this.#following = atBottom;
     if (atBottom) this.#unseen = 0;
     this.#renderJump();

@@ -315,3 +315,42 @@ def test_the_page_works_through_nginx_under_a_sub_path(web, page, logdir, nginx)
     assert lines(page) == ["first line", "appended through nginx"]
     wait_for_status(page, "live")
     assert page.problems == []
+
+
+LAST_ROW_IN_VIEW_JS = """() => {
+    const log = document.getElementById('log');
+    const rows = log.querySelectorAll('.row');
+    const last = rows[rows.length - 1].getBoundingClientRect();
+    const box = log.getBoundingClientRect();
+    return window.tailsse.following && box.top - 1 <= last.top && last.bottom <= box.bottom + 1;
+}"""
+
+
+def test_a_huge_line_is_folded_and_following_the_bottom_holds(web, page, logdir):
+    """A 1 MB line (in 256 pieces of 4 KiB, joined in one row) is shown folded with its size; the
+    line after it is scrolled into view; unfolding shows it whole, and following still holds."""
+    log = logdir / "app.log"
+    log.write_bytes(b"".join(f"filler {i}\n".encode() for i in range(40)))
+    srv = web({"app": log})
+    page.goto(srv.url("/#source=app&tail=40"))
+    wait_for_text(page, "filler 39")
+    wait_for_status(page, "live")
+    huge = "".join(chr(ord("a") + i % 26) for i in range(1_000_000))
+    append(log, huge + "\n")
+    append(log, "after the huge line\n")
+    wait_for_text(page, "after the huge line")
+    page.wait_for_function(LAST_ROW_IN_VIEW_JS, timeout=10000)
+    fold = page.locator("#log .row.folded .fold")
+    assert fold.count() == 1
+    assert fold.text_content() == "… show all (1.0 MB)"
+    shown = page.evaluate("() => document.querySelector('#log .row.folded .text').textContent")
+    assert shown == huge[:1000]
+    fold.click()
+    assert page.evaluate("() => document.querySelector('#log .fold').closest('.row').querySelector('.text').textContent.length") == 1_000_000
+    page.locator("#log .fold").click()
+    assert page.locator("#log .row.folded").count() == 1
+    append(log, "and one more\n")
+    wait_for_text(page, "and one more")
+    page.wait_for_function(LAST_ROW_IN_VIEW_JS, timeout=10000)
+    assert lines(page)[-2:] == ["after the huge line", "and one more"]
+    assert page.problems == []
