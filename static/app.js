@@ -521,6 +521,19 @@ class LogView {
     this.#renderJump();
   }
 
+  /** The rows the view shows (the filter's matches, markers included) as the text of a log
+   * file: one line per row, prefixed with its source when the view has several. */
+  exportText() {
+    const several = this.#sourceIndex.size > 1;
+    const out = [];
+    for (const entry of this.#entries) {
+      if (entry.row.hidden) continue;
+      const text = entry.kind === "line" ? entry.text : `[${entry.text}]`;
+      out.push(several ? `${entry.source}\t${text}` : text);
+    }
+    return out.length ? `${out.join("\n")}\n` : "";
+  }
+
   /** The text of the rows shown (markers as `[kind]`), for tests and copying. */
   snapshot() {
     return this.#entries.map((e) => ({ source: e.source, kind: e.kind, text: e.text, hidden: e.row.hidden }));
@@ -1098,6 +1111,7 @@ class Viewer {
   #picker;
   #pauseButton;
   #clearButton;
+  #downloadButton;
   #filterInput;
   #capInput;
   #menu;
@@ -1138,6 +1152,8 @@ class Viewer {
     this.#pauseButton.addEventListener("click", () => this.#togglePause());
     this.#clearButton = byId("clear-button");
     this.#clearButton.addEventListener("click", () => this.#log.clear());
+    this.#downloadButton = byId("download-button");
+    this.#downloadButton.addEventListener("click", () => this.#download());
     this.#filterInput = byId("filter-input");
     this.#filterInput.value = this.#state.filter;
     this.#filterInput.addEventListener("input", () => this.#onFilterInput());
@@ -1223,6 +1239,21 @@ class Viewer {
     this.#stream.start();
     this.#pauseButton.disabled = false;
     this.#clearButton.disabled = false;
+    this.#downloadButton.disabled = false;
+  }
+
+  /** Saves what the view shows as `SOURCES-YYYYMMDD-HHMMSS.log`. */
+  #download() {
+    const now = new Date();
+    const stamp = `${now.getFullYear()}${pad(now.getMonth() + 1)}${pad(now.getDate())}-${pad(now.getHours())}${pad(now.getMinutes())}${pad(now.getSeconds())}`;
+    const url = URL.createObjectURL(new Blob([this.#log.exportText()], { type: "text/plain;charset=utf-8" }));
+    const link = element("a");
+    link.href = url;
+    link.download = `${this.#state.sources.join("+")}-${stamp}.log`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
   #close() {
@@ -1234,6 +1265,7 @@ class Viewer {
     document.title = "tailsse";
     this.#pauseButton.disabled = true;
     this.#clearButton.disabled = true;
+    this.#downloadButton.disabled = true;
   }
 
   #onPickerChange(change) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 
 from conftest import artifact
@@ -353,4 +354,28 @@ def test_a_huge_line_is_folded_and_following_the_bottom_holds(web, page, logdir)
     wait_for_text(page, "and one more")
     page.wait_for_function(LAST_ROW_IN_VIEW_JS, timeout=10000)
     assert lines(page)[-2:] == ["after the huge line", "and one more"]
+    assert page.problems == []
+
+
+def test_download_saves_exactly_what_the_filtered_view_shows(web, page, logdir):
+    a, b = logdir / "a.log", logdir / "b.log"
+    a.write_bytes(b"")
+    b.write_bytes(b"")
+    srv = web({"a": a, "b": b})
+    page.goto(srv.url("/#source=a&source=b"))
+    wait_for_status(page, "live")
+    for i in range(20):
+        append(a, f"a-{i} {'even' if i % 2 == 0 else 'odd'} <b>&amp;</b> é\n")
+        append(b, f"b-{i} {'even' if i % 2 == 0 else 'odd'}\n")
+    wait_for_text(page, "b-19 odd")
+    page.fill("#filter-input", "odd")
+    page.wait_for_function("() => document.querySelectorAll('#log .row:not([hidden])').length === 20")
+    shown = [f"{r['source']}\t{r['text']}" for r in rows(page) if not r["hidden"]]
+    with page.expect_download() as info:
+        page.click("#download-button")
+    download = info.value
+    assert download.suggested_filename.startswith("a+b-") and download.suggested_filename.endswith(".log")
+    saved = Path(download.path()).read_text(encoding="utf-8")
+    assert saved == "".join(line + "\n" for line in shown)
+    assert "a-1 odd <b>&amp;</b> é" in saved and "even" not in saved
     assert page.problems == []
