@@ -272,6 +272,63 @@ function renderSegments(parent, segments, marks) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Structured lines: a JSON object or logfmt (`key=value key="quoted value"`) read as fields, for
+// the fields view. `null` for any other line.
+
+const LOGFMT_PAIR = /([A-Za-z_][\w.\-\/@]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)/y;
+const LEVEL_KEYS = new Set(["level", "lvl", "severity", "log.level", "loglevel", "priority"]);
+const LEVEL_PRIORITIES = Object.freeze({
+  emerg: 0, emergency: 0, panic: 0, alert: 1, crit: 2, critical: 2, fatal: 2, err: 3, error: 3,
+  warn: 4, warning: 4, notice: 5, info: 6, information: 6, debug: 7, trace: 7,
+});
+
+function structuredFields(text) {
+  if (text.length > 65536) return null;
+  if (text.startsWith("{")) {
+    try {
+      const value = JSON.parse(text);
+      if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+      return Object.entries(value).map(([key, v]) => [key, typeof v === "string" ? v : JSON.stringify(v)]);
+    } catch {
+      return null;
+    }
+  }
+  const fields = [];
+  let at = 0;
+  while (at < text.length) {
+    while (text[at] === " ") at += 1;
+    if (at >= text.length) break;
+    LOGFMT_PAIR.lastIndex = at;
+    const match = LOGFMT_PAIR.exec(text);
+    if (!match || (match.index + match[0].length < text.length && text[match.index + match[0].length] !== " ")) return null;
+    const raw = match[2];
+    fields.push([match[1], raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, "$1") : raw]);
+    at = match.index + match[0].length;
+  }
+  return fields.length >= 2 ? fields : null;
+}
+
+/** The journal priority a structured line's level field names, or `null`. */
+function levelPriority(fields) {
+  for (const [key, value] of fields) {
+    if (!LEVEL_KEYS.has(key.toLowerCase())) continue;
+    const priority = LEVEL_PRIORITIES[value.toLowerCase()];
+    if (priority !== undefined) return priority;
+  }
+  return null;
+}
+
+function renderFields(parent, fields) {
+  parent.replaceChildren();
+  fields.forEach(([key, value], index) => {
+    if (index > 0) parent.append(" ");
+    const field = element("span", "field");
+    field.append(element("span", "field-key", key), "=", element("span", "field-value", value));
+    parent.append(field);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Filter: a substring (case-insensitive) or /regex/flags. `test` answers null for a line that does
 // not match, else the ranges to highlight.
 
@@ -426,6 +483,7 @@ class LogView {
   #maxLines;
   #filter = new Filter("");
   #following = true;
+  #fieldsView = false;
   #userScrolledAt = -Infinity;
   #paused = false;
   #stale = false;        // queued lines were dropped: every row shown is older, and goes too
@@ -463,6 +521,13 @@ class LogView {
   setMaxLines(maxLines) {
     this.#maxLines = maxLines;
     this.#scheduleFlush();
+  }
+
+  /** Shows JSON and logfmt lines as fields (their level coloured like a journal priority), or as text. */
+  setFieldsView(on) {
+    this.#fieldsView = on;
+    for (const entry of this.#entries) this.#applyFilter(entry, true);
+    if (this.#following) this.#scrollToBottom();
   }
 
   setFilter(filter) {
@@ -597,6 +662,8 @@ class LogView {
       const open = this.#openBySource.get(source);
       if (open) {
         open.text += text;
+        open.structured = undefined;
+        open.open = data.continues === true;
         open.segments = parseAnsi(open.text);
         this.#applyFilter(open, true);
         if (data.continues !== true) this.#openBySource.delete(source);
@@ -604,6 +671,7 @@ class LogView {
       }
       const entry = this.#newEntry("line", source, data, received);
       entry.text = text;
+      entry.open = data.continues === true;
       entry.segments = parseAnsi(text);
       this.#applyFilter(entry, true);
       if (data.continues === true) this.#openBySource.set(source, entry);
@@ -649,6 +717,24 @@ class LogView {
 
   /** Renders an entry's text, folded when it is long (with a button to unfold and fold it). */
   #render(entry, marks) {
+    if (entry.structured === undefined && entry.kind === "line" && this.#fieldsView) {
+      entry.structured = structuredFields(entry.text);
+    }
+    const fields = this.#fieldsView && !entry.open ? entry.structured : null;
+    entry.row.classList.toggle("as-fields", Boolean(fields));
+    if (entry.levelClass) entry.row.classList.remove(entry.levelClass);
+    entry.levelClass = null;
+    if (fields) {
+      const priority = levelPriority(fields);
+      if (priority !== null && entry.row.dataset.priority === undefined) {
+        entry.levelClass = `prio-${priority}`;
+        entry.row.classList.add(entry.levelClass);
+      }
+      renderFields(entry.body, fields);
+      entry.fold?.remove();
+      entry.fold = null;
+      return;
+    }
     const long = entry.kind === "line" && entry.text.length > CONFIG.foldChars;
     const folded = long && !entry.expanded;
     renderSegments(entry.body, folded ? clipSegments(entry.segments, CONFIG.foldShownChars) : entry.segments, marks);
@@ -1112,6 +1198,7 @@ class Viewer {
   #pauseButton;
   #clearButton;
   #downloadButton;
+  #fieldsButton;
   #filterInput;
   #capInput;
   #menu;
@@ -1152,6 +1239,8 @@ class Viewer {
     this.#pauseButton.addEventListener("click", () => this.#togglePause());
     this.#clearButton = byId("clear-button");
     this.#clearButton.addEventListener("click", () => this.#log.clear());
+    this.#fieldsButton = byId("fields-button");
+    this.#fieldsButton.addEventListener("click", () => this.#toggleFields());
     this.#downloadButton = byId("download-button");
     this.#downloadButton.addEventListener("click", () => this.#download());
     this.#filterInput = byId("filter-input");
@@ -1313,6 +1402,12 @@ class Viewer {
     this.#log.setMaxLines(this.#state.maxLines);
   }
 
+  #toggleFields() {
+    const on = this.#fieldsButton.getAttribute("aria-pressed") !== "true";
+    this.#fieldsButton.setAttribute("aria-pressed", String(on));
+    this.#log.setFieldsView(on);
+  }
+
   #togglePause() {
     if (this.#log.paused) this.#log.resume(); else this.#log.pause();
     const paused = this.#log.paused;
@@ -1340,6 +1435,8 @@ class Viewer {
       event.preventDefault();
       this.#filterInput.focus();
       this.#filterInput.select();
+    } else if (event.key === "f" || event.key === "F") {
+      this.#toggleFields();
     } else if (event.key === "p" || event.key === "P") {
       if (!this.#pauseButton.disabled) this.#togglePause();
     } else if (event.key === "End") {

@@ -379,3 +379,31 @@ def test_download_saves_exactly_what_the_filtered_view_shows(web, page, logdir):
     assert saved == "".join(line + "\n" for line in shown)
     assert "a-1 odd <b>&amp;</b> é" in saved and "even" not in saved
     assert page.problems == []
+
+
+def test_json_and_logfmt_lines_show_as_fields_with_their_level_coloured(web, page, logdir):
+    log = logdir / "app.log"
+    log.write_text('{"level":"error","msg":"disk full","free":{"bytes":0}}\n'
+                   'level=warn msg="slow request" ms=1200\n'
+                   'just text = not fields\n'
+                   '{"broken json"\n')
+    srv = web({"app": log})
+    page.goto(srv.url("/#source=app"))
+    wait_for_text(page, '{"broken json"')
+    texts = lines(page)
+    assert page.locator("#log .field").count() == 0
+    page.click("#fields-button")
+    page.wait_for_function("() => document.querySelectorAll('#log .row.as-fields').length === 2")
+    keys = page.evaluate("() => [...document.querySelectorAll('#log .row.as-fields')].map("
+                         "r => [...r.querySelectorAll('.field')].map(f => f.textContent))")
+    assert keys == [["level=error", "msg=disk full", 'free={"bytes":0}'], ["level=warn", "msg=slow request", "ms=1200"]]
+    classes = page.evaluate("() => [...document.querySelectorAll('#log .row')].map(r => r.className)")
+    assert "prio-3" in classes[0] and "prio-4" in classes[1]
+    assert "prio-" not in classes[2] and "as-fields" not in classes[2] and "as-fields" not in classes[3]
+    append(log, "ts=1 level=debug msg=live\n")
+    page.wait_for_function("() => document.querySelectorAll('#log .row.as-fields').length === 3")
+    page.keyboard.press("f")
+    page.wait_for_function("() => document.querySelectorAll('#log .row.as-fields').length === 0")
+    assert lines(page) == texts + ["ts=1 level=debug msg=live"]
+    assert page.evaluate("() => [...document.querySelectorAll('#log .row')].filter(r => /prio-/.test(r.className)).length") == 0
+    assert page.problems == []
