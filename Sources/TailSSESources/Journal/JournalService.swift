@@ -142,9 +142,10 @@ private final class JournalFollower: @unchecked Sendable {
                 }
                 try checkDirectory()
             } catch {
-                report(problem: "\(error)")
+                // Not following before the problem is told: whoever sees the problem sees both.
                 journal = nil
                 source.setFollowing(false)
+                report(problem: "\(error)")
                 pause(wake: wake, milliseconds: 1000)
             }
         }
