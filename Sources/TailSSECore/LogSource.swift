@@ -59,6 +59,7 @@ extension EventStream {
 }
 
 extension LogSource {
+    public var meter: any SourceMeter { UncountedSource() }
     public var problem: String? { nil }
     public var isHealthy: Bool { isFollowing }
 }
@@ -80,7 +81,10 @@ public protocol LogSource: Sendable {
     /// Whether `/healthz` counts the source as working: followed, and (for the journal) readable.
     /// A file that is missing for a while (between rotations) is still healthy.
     var isHealthy: Bool { get }
-    /// Opens a stream for one client, encoding with `encoder`.
+    /// Counts what the source and its clients do, for `/metrics`.
+    var meter: any SourceMeter { get }
+    /// Opens a stream for one client, encoding with `encoder` (which counts the events it
+    /// encodes in its ``EventEncoder/tally``, if it has one).
     func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream
     /// Wakes every idle client so it can send heartbeats and check deadlines.
     func tick()

@@ -19,15 +19,17 @@ struct StreamResponder: Sendable {
     }
 
     func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit) -> Response {
-        response(label: source.name, format: format, body: body, audit: audit) {
-            await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset))
+        let meters = StreamMeters(meters: [source.meter], multiplexed: false)
+        return response(label: source.name, format: format, body: body, audit: audit, meters: meters) {
+            await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[0]))
         }
     }
 
     /// A streaming response of the stream `open` makes (when the response starts). When it ends,
-    /// one access log line says who read what, how much, for how long and why it ended.
+    /// one access log line says who read what, how much, for how long and why it ended. What it
+    /// sends of each source is counted through `meters` (whose tallies `open`'s encoders count in).
     func response(
-        label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit,
+        label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters,
         open: @escaping @Sendable () async -> any EventStream
     ) -> Response {
         var headers = HTTPFields()
@@ -54,7 +56,7 @@ struct StreamResponder: Sendable {
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             do {
-                                try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, settings: settings)
+                                try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings)
                             } catch {
                                 // A write that fails: the client closed its end.
                                 if !connection.isKilled { connection.stopStream(reason: "client went away") }
@@ -81,7 +83,7 @@ struct StreamResponder: Sendable {
     /// Writes the stream's events until it finishes, batching whatever is ready into one write.
     private static func pump(
         _ stream: any EventStream, encoder: EventEncoder, writer: WriterBox,
-        connection: ConnectionGuard, settings: StreamSettings
+        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings
     ) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 4096)
         encoder.preamble(retryMilliseconds: settings.retryMilliseconds, into: &buffer)
@@ -92,11 +94,19 @@ struct StreamResponder: Sendable {
             switch step {
             case .finished:
                 if let reason = connection.revocation {
-                    for source in connection.audit.sources {
-                        EventEncoder(format: encoder.format, source: source).encode(.marker(.end, id: nil, message: reason), into: &buffer)
+                    for (index, source) in connection.audit.sources.enumerated() {
+                        let before = buffer.writerIndex
+                        let sourceEncoder = EventEncoder(format: encoder.format, source: source, tally: index < meters.tallies.count ? meters.tallies[index] : nil)
+                        sourceEncoder.encode(.marker(.end, id: nil, message: reason), into: &buffer)
+                        sourceEncoder.count(events: sourceEncoder.writes(.end) ? 1 : 0)
+                        if meters.streamCountsBytes, index < meters.tallies.count { meters.tallies[index].add(bytes: buffer.writerIndex - before) }
                     }
                 }
-                if buffer.readableBytes > 0 { try await write(&buffer, to: writer, connection: connection) }
+                if buffer.readableBytes > 0 {
+                    let bytes = buffer.readableBytes
+                    try await write(&buffer, to: writer, connection: connection)
+                    meters.wrote(eventBytes: bytes)
+                }
                 return
             case .idle:
                 if ContinuousClock.now - lastWrite >= settings.heartbeat / 2 {
@@ -106,7 +116,9 @@ struct StreamResponder: Sendable {
                 break
             }
             guard buffer.readableBytes > 0 else { continue }
+            let bytes = buffer.readableBytes
             try await write(&buffer, to: writer, connection: connection)
+            meters.wrote(eventBytes: step == .events ? bytes : 0)
             lastWrite = .now
         }
     }
@@ -155,6 +167,7 @@ struct StreamSweeper: Service, CustomStringConvertible {
     let registry: SourceRegistry
     let settings: StreamSettings
     let connections: ConnectionRegistry
+    let metrics: ServerMetrics
     let logger: Logger
 
     func run() async throws {
@@ -165,7 +178,10 @@ struct StreamSweeper: Service, CustomStringConvertible {
                     try await Task.sleep(for: interval)
                     for source in registry.sources { source.tick() }
                     let killed = await connections.killStuck(timeout: settings.writeTimeout)
-                    if killed > 0 { logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)]) }
+                    if killed > 0 {
+                        metrics.closed(by: .write, count: killed)
+                        logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)])
+                    }
                 }
             }
         } catch is CancellationError {}
