@@ -160,16 +160,22 @@ def test_a_resume_and_a_reset_are_counted(tailsse, logdir):
         events = first.wait_messages(10)
     before = scrape(srv.port)
     assert before("tailsse_source_resumes_total", source="app") == 0
+    # The lines were there before tailsse started: the follower read none of them, and the stream
+    # read them from the file itself, in one read.
+    assert before("tailsse_source_lines_read_total", source="app") == 0
+    assert before("tailsse_source_catch_up_reads_total", source="app") == 1
     with SSEStream(srv.port, "/sources/app", last_event_id=events[4].id) as resumed:
         assert [e.json["text"] for e in resumed.wait_messages(5)] == [f"line {i}" for i in range(5, 10)]
     after = scrape(srv.port)
     assert after("tailsse_source_resumes_total", source="app") == 1
     assert after("tailsse_source_resets_total", source="app") == before("tailsse_source_resets_total", source="app")
+    assert after("tailsse_source_catch_up_reads_total", source="app") == 2
     with SSEStream(srv.port, "/sources/app?tail=0", last_event_id="not-an-id") as reset:
         reset.wait_for(lambda s: any(e.type == "reset" for e in s.events), what="the reset event")
     after = scrape(srv.port)
     assert after("tailsse_source_resets_total", source="app") == before("tailsse_source_resets_total", source="app") + 1
     assert after("tailsse_source_resumes_total", source="app") == 1
+    assert after("tailsse_source_catch_up_reads_total", source="app") == 2, "the live end is in the shared buffer"
 
 
 def test_refusals_are_counted_by_limit(tailsse, logdir):

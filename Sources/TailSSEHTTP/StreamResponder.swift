@@ -94,13 +94,7 @@ struct StreamResponder: Sendable {
             switch step {
             case .finished:
                 if let reason = connection.revocation {
-                    for (index, source) in connection.audit.sources.enumerated() {
-                        let before = buffer.writerIndex
-                        let sourceEncoder = EventEncoder(format: encoder.format, source: source, tally: index < meters.tallies.count ? meters.tallies[index] : nil)
-                        sourceEncoder.encode(.marker(.end, id: nil, message: reason), into: &buffer)
-                        sourceEncoder.count(events: sourceEncoder.writes(.end) ? 1 : 0)
-                        if meters.streamCountsBytes, index < meters.tallies.count { meters.tallies[index].add(bytes: buffer.writerIndex - before) }
-                    }
+                    encodeRevocation(reason, format: encoder.format, sources: connection.audit.sources, meters: meters, into: &buffer)
                 }
                 if buffer.readableBytes > 0 {
                     let bytes = buffer.readableBytes
@@ -120,6 +114,18 @@ struct StreamResponder: Sendable {
             try await write(&buffer, to: writer, connection: connection)
             meters.wrote(eventBytes: step == .events ? bytes : 0)
             lastWrite = .now
+        }
+    }
+
+    /// The `end` event of each of the stream's sources, saying why the stream was revoked; each
+    /// counts as an event of its source.
+    private static func encodeRevocation(_ reason: String, format: StreamFormat, sources: [String], meters: StreamMeters, into buffer: inout ByteBuffer) {
+        for (source, tally) in zip(sources, meters.tallies) {
+            let before = buffer.writerIndex
+            let encoder = EventEncoder(format: format, source: source, tally: tally)
+            encoder.encode(.marker(.end, id: nil, message: reason), into: &buffer)
+            encoder.count(events: encoder.writes(.end) ? 1 : 0)
+            if meters.streamCountsBytes { tally.add(bytes: buffer.writerIndex - before) }
         }
     }
 
