@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
+import ssl
+import subprocess
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from http_client import LineStream, SSEStream, build_request
 from server import append, wait_closed_by_server, wait_until
+from tls_support import make_identity
 
 ALL = "all-sources-token-0123456789abcdef"
 APP = "app-only-token-FEDCBA9876543210"
@@ -261,3 +263,36 @@ def test_auth_failures_and_a_limited_token_sees_only_its_sources(tailsse, logdir
     final = scrape(srv.port, ALL)
     assert final("tailsse_auth_failures_total") - after("tailsse_auth_failures_total") == 10
     assert final("tailsse_auth_rate_limited_total") - after("tailsse_auth_rate_limited_total") == 1
+
+
+def test_tls_handshake_deadline_and_request_timeout_over_tls_are_counted(tailsse, logdir, tmp_path):
+    identity = make_identity(tmp_path / "tls", "server")
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, extra=["--tls-cert", str(identity.cert), "--tls-key", str(identity.key), "--request-timeout", "1"])
+
+    def scrape_tls() -> Scrape:
+        body = subprocess.run(["curl", "-sS", "--cacert", str(identity.ca), f"https://127.0.0.1:{srv.port}/metrics"],
+                              capture_output=True, timeout=20, check=True).stdout
+        return Scrape(body.decode())
+
+    before = scrape_tls()
+    silent = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(3)]
+    context = ssl.create_default_context(cafile=str(identity.ca))
+    context.set_alpn_protocols(["http/1.1"])
+    half = context.wrap_socket(socket.create_connection(("127.0.0.1", srv.port), timeout=10), server_hostname="localhost")
+    half.sendall(b"GET /sources/app HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    try:
+        still_open, _ = wait_closed_by_server(silent, timeout=15)
+        assert not still_open
+        try:
+            answer = half.recv(4096)
+        except (ssl.SSLError, ConnectionError):
+            answer = b""
+        assert answer == b"", "the half-sent head over TLS was not closed"
+    finally:
+        for sock in silent + [half]:
+            sock.close()
+    after = scrape_tls()
+    assert after("tailsse_connections_closed_total", timeout="tls_handshake") - before("tailsse_connections_closed_total", timeout="tls_handshake") == 3
+    assert after("tailsse_connections_closed_total", timeout="request") - before("tailsse_connections_closed_total", timeout="request") == 1
