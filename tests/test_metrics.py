@@ -11,9 +11,11 @@ import socket
 import ssl
 import subprocess
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from http_client import LineStream, SSEStream, build_request
+from journal_support import JournalFiles, have_journal_remote
 from server import append, wait_closed_by_server, wait_until
 from tls_support import make_identity
 
@@ -296,3 +298,33 @@ def test_tls_handshake_deadline_and_request_timeout_over_tls_are_counted(tailsse
     after = scrape_tls()
     assert after("tailsse_connections_closed_total", timeout="tls_handshake") - before("tailsse_connections_closed_total", timeout="tls_handshake") == 3
     assert after("tailsse_connections_closed_total", timeout="request") - before("tailsse_connections_closed_total", timeout="request") == 1
+
+
+@pytest.mark.skipif(not have_journal_remote(), reason="systemd-journal-remote is not installed (apt install systemd-journal-remote)")
+def test_the_journal_source_counts_entries_read_events_sent_resumes_and_resets(tailsse, tmp_path):
+    journal = JournalFiles(tmp_path / "journal")
+    try:
+        journal.messages([f"old {i}" for i in range(20)])
+        journal.close()
+        srv = tailsse({}, extra=["--journal-directory", str(journal.directory)], heartbeat=60)
+        before = scrape(srv.port)
+        assert before("tailsse_source_lines_read_total", source="journal") == 0, "the follower starts at the end"
+        with SSEStream(srv.port, "/journal?tail=5") as stream:
+            stream.wait_messages(5)
+            journal.messages([f"new {i}" for i in range(30)])
+            events = stream.wait_messages(35)
+            body = bytes(stream.body)
+        after = wait_for_metric(srv.port, "tailsse_source_lines_read_total", 30, source="journal")
+        after = wait_for_metric(srv.port, "tailsse_source_events_sent_total", 35, source="journal")
+        assert after("tailsse_source_bytes_sent_total", source="journal") == len(body) - (body.index(b"\n\n") + 2)
+        assert after("tailsse_source_catch_up_reads_total", source="journal") >= 1, "the 5 old entries were read from the journal"
+        with SSEStream(srv.port, "/journal", last_event_id=events[30].id) as resumed:
+            assert [e.json["text"] for e in resumed.wait_messages(4)] == [f"new {i}" for i in range(26, 30)]
+        with SSEStream(srv.port, "/journal?tail=0", last_event_id="s=0;i=0;b=0") as reset:
+            reset.wait_for(lambda s: any(e.type == "reset" for e in s.events), what="the reset event")
+        final = scrape(srv.port)
+        assert final("tailsse_source_resumes_total", source="journal") == 1
+        assert final("tailsse_source_resets_total", source="journal") == 1
+        assert final("tailsse_source_lines_read_total", source="journal") == 30
+    finally:
+        journal.close()
