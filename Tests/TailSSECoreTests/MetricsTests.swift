@@ -25,12 +25,12 @@ struct MetricsExpositionTests {
         #expect(text == """
             # HELP tailsse_connections Connections open now.
             # TYPE tailsse_connections gauge
-            tailsse_connections 2.0
+            tailsse_connections 2
             # TYPE tailsse_connections_refused_total counter
             tailsse_connections_refused_total{limit="total"} 1
             # TYPE tailsse_source_clients gauge
-            tailsse_source_clients{source="app"} 0.0
-            tailsse_source_clients{source="secret"} 1.0
+            tailsse_source_clients{source="app"} 0
+            tailsse_source_clients{source="secret"} 1
             # TYPE tailsse_source_lines_read_total counter
             tailsse_source_lines_read_total{source="app"} 3
             tailsse_source_lines_read_total{source="secret"} 7
@@ -43,9 +43,17 @@ struct MetricsExpositionTests {
         let text = MetricsExposition.render(Self.emitted, help: [:], allowsSource: { $0 == "app" })
         #expect(!text.contains("secret"))
         #expect(text.contains("tailsse_source_lines_read_total{source=\"app\"} 3\n"))
-        #expect(text.contains("tailsse_source_clients{source=\"app\"} 0.0\n"))
-        #expect(text.contains("tailsse_connections 2.0\n"))
+        #expect(text.contains("tailsse_source_clients{source=\"app\"} 0\n"))
+        #expect(text.contains("tailsse_connections 2\n"))
         #expect(text.contains("tailsse_connections_refused_total{limit=\"total\"} 1\n"))
+    }
+
+    @Test("whole numbers lose their .0; other values stay as written", arguments: [
+        ("g 4.0", "g 4"), ("g{source=\"a\"} 12.0", "g{source=\"a\"} 12"), ("g 0.5", "g 0.5"), ("g 2.50", "g 2.50"),
+        ("g 1e+06", "g 1e+06"), ("g -1.0", "g -1.0"), ("g NaN", "g NaN"), ("c_total 7", "c_total 7"), ("g .0", "g .0"),
+    ])
+    func wholeNumbers(sample: String, expected: String) {
+        #expect(MetricsExposition.render("# TYPE g gauge\n\(sample)\n", help: [:], allowsSource: { _ in true }) == "# TYPE g gauge\n\(expected)\n")
     }
 
     @Test("a help text's backslashes and newlines are escaped")

@@ -2,8 +2,9 @@
 ///
 /// The registry writes each metric family as a `# TYPE` line and its samples, in no fixed order
 /// and without help texts. ``render(_:help:allowsSource:)`` sorts families and samples, gives each
-/// family its `# HELP` line, and leaves out every sample labelled `source="NAME"` for a source
-/// the reader may not read: a token limited to some sources never learns other sources' names.
+/// family its `# HELP` line, writes whole numbers without a fraction (a gauge of 4 streams reads
+/// `4`, not `4.0`), and leaves out every sample labelled `source="NAME"` for a source the reader
+/// may not read: a token limited to some sources never learns other sources' names.
 public enum MetricsExposition {
     /// One metric family: its name, the lines that describe it, and its samples.
     private struct Family {
@@ -31,7 +32,7 @@ public enum MetricsExposition {
                 continue
             }
             if let source = labelValue("source", inSample: line), !allowsSource(source) { continue }
-            families[current, default: Family(name: current)].samples.append(line)
+            families[current, default: Family(name: current)].samples.append(withoutZeroFraction(line))
         }
         var out = ""
         for family in families.values.sorted(by: { $0.name < $1.name }) {
@@ -84,6 +85,14 @@ public enum MetricsExposition {
             index = position + 1
         }
         return nil
+    }
+
+    /// A sample whose value is a whole number written as `N.0`, without the `.0`.
+    private static func withoutZeroFraction(_ line: Substring) -> Substring {
+        guard line.hasSuffix(".0"), let space = line.lastIndex(of: " ") else { return line }
+        let digits = line[line.index(after: space)..<line.index(line.endIndex, offsetBy: -2)]
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return line }
+        return line.dropLast(2)
     }
 
     private static func escapedHelp(_ text: String) -> String {
