@@ -70,7 +70,7 @@ public final class TailSSEMetrics: Sendable {
         SourceMetrics.catchUpReads: "Reads of the source by clients behind what the shared buffer holds.",
         ServerMetrics.connectionsName: "Connections open now.",
         ServerMetrics.streamsName: "Streams open now.",
-        ServerMetrics.refusedName: "Connections refused (answered 503) because a connection limit was reached, by limit.",
+        ServerMetrics.refusedName: "Connections accepted past a connection limit (their requests are answered 503), by limit.",
         ServerMetrics.closedName: "Connections or streams closed by a timeout, by timeout.",
         ServerMetrics.authFailuresName: "Requests and logins with a wrong token or session.",
         ServerMetrics.rateLimitedName: "Requests and logins refused (429) after too many failed attempts from the address.",
