@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from http_client import SSEStream, build_request, metric
+from http_client import SSEStream, build_request, metric, request
 from server import wait_until
 
 MiB = 1 << 20
@@ -212,6 +212,9 @@ def test_a_trickle_reader_of_a_growing_log_is_closed_between_events(tailsse, log
     assert "closing a client that falls ever further behind" in log_text
     assert "falling behind: read" in log_text, "the access log line does not say why the stream ended"
     assert "write deadline exceeded" not in log_text
+    closed = request(srv.port, "/metrics").body.decode()
+    assert 'tailsse_connections_closed_total{timeout="min_read_rate"} 1\n' in closed, closed
+    assert 'tailsse_connections_closed_total{timeout="write"} 0\n' in closed, closed
 
     last_id = trickle.messages()[-1].id
     trickle.close()

@@ -64,26 +64,44 @@ public struct EventEncoder: Sendable {
     public let isFramed: Bool
     private let sourceField: [UInt8]
     private let utcOffset: @Sendable (_ secondsSinceEpoch: Int64) -> Int
+    /// Where the streams that encode with this encoder count the events they encode, a batch
+    /// at a time (``count(events:)``); `nil` when nobody counts.
+    public let tally: SentTally?
 
-    /// - Parameter utcOffset: the local time zone's offset from UTC at a time, in seconds, for
-    ///   journal timestamps in plain text (JSON times are always UTC).
-    public init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }) {
-        self.init(format: format, source: source, utcOffset: utcOffset, framed: false)
+    /// - Parameters:
+    ///   - utcOffset: the local time zone's offset from UTC at a time, in seconds, for journal
+    ///     timestamps in plain text (JSON times are always UTC).
+    ///   - tally: where the number of events encoded is counted, for metrics.
+    public init(
+        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }, tally: SentTally? = nil
+    ) {
+        self.init(format: format, source: source, utcOffset: utcOffset, framed: false, tally: tally)
     }
 
-    private init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool) {
+    private init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool, tally: SentTally?) {
         self.format = format
         self.isFramed = framed
         self.sourceField = Array("\"source\":".utf8) + JSONText.quoted(source)
         self.utcOffset = utcOffset
+        self.tally = tally
     }
 
     /// An encoder for one source of a multiplexed stream: its output is read by a
     /// ``MultiplexEncoder``, never sent as it is.
     public static func framed(
-        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }
+        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }, tally: SentTally? = nil
     ) -> EventEncoder {
-        EventEncoder(format: format, source: source, utcOffset: utcOffset, framed: true)
+        EventEncoder(format: format, source: source, utcOffset: utcOffset, framed: true, tally: tally)
+    }
+
+    /// Whether events of `kind` are written at all in this format (plain text writes only lines).
+    public func writes(_ kind: StreamEvent.Kind) -> Bool {
+        format != .plainText || kind == .line
+    }
+
+    /// Counts `events` events just encoded (one call per batch, not per event) in ``tally``.
+    public func count(events: Int) {
+        tally?.add(events: events)
     }
 
     /// The bytes that open a stream: the reconnection hint for SSE, nothing otherwise.

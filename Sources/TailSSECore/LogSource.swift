@@ -59,6 +59,7 @@ extension EventStream {
 }
 
 extension LogSource {
+    public var meter: any SourceMeter { UncountedSource() }
     public var problem: String? { nil }
     public var notice: String? { nil }
     public var isHealthy: Bool { isFollowing }
@@ -88,7 +89,10 @@ public protocol LogSource: Sendable {
     /// polled because inotify's watch or instance limit is reached): shown in `GET /sources` and
     /// on the page, but the source stays healthy.
     var notice: String? { get }
-    /// Opens a stream for one client, encoding with `encoder`.
+    /// Counts what the source and its clients do, for `/metrics`.
+    var meter: any SourceMeter { get }
+    /// Opens a stream for one client, encoding with `encoder` (which counts the events it
+    /// encodes in its ``EventEncoder/tally``, if it has one).
     func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream
     /// Wakes every idle client so it can send heartbeats and check deadlines.
     func tick()

@@ -63,20 +63,27 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
             if stopped { return .done(.finished) }
             if !pending.isEmpty {
                 for event in pending { encoder.encode(event, into: &buffer) }
+                encoder.count(events: pending.count(where: { encoder.writes($0.kind) }))
                 return .done(.events)
             }
             if log.isClosed {
                 state.withLock { $0.stopped = true }
                 guard let finalEvent = log.finalEvent else { return .done(.finished) }
                 encoder.encode(finalEvent, into: &buffer)
+                encoder.count(events: encoder.writes(finalEvent.kind) ? 1 : 0)
                 return .done(.events)
             }
             if let sequence {
                 switch log.read(after: sequence) {
                 case .records(let records):
+                    var encoded = 0
                     for record in records {
-                        if let event = record.event, accept(event) { encoder.encode(record, into: &buffer) }
+                        if let event = record.event, accept(event) {
+                            encoder.encode(record, into: &buffer)
+                            if encoder.writes(event.kind) { encoded += 1 }
+                        }
                     }
+                    encoder.count(events: encoded)
                     let last = records[records.count - 1]
                     state.withLock { $0.position = last.to; $0.sequence = last.sequence }
                     if buffer.readableBytes > 0 { return .done(.events) }

@@ -11,15 +11,21 @@ import TailSSECore
 final class ConnectionGate: Sendable {
     private let counter: Mutex<ConnectionCounter>
     private let refused = Mutex<Set<ObjectIdentifier>>([])
+    private let metrics: ServerMetrics?
 
-    init(limits: ConnectionLimits) {
+    init(limits: ConnectionLimits, metrics: ServerMetrics? = nil) {
         counter = Mutex(ConnectionCounter(limits: limits))
+        self.metrics = metrics
     }
+
+    /// Connections admitted and still open.
+    var openCount: Int { counter.withLock { $0.open } }
 
     /// Called for each accepted connection on its event loop.
     func admit(_ channel: any Channel) {
         let client = Self.clientKey(channel)
-        if counter.withLock({ $0.admit(client: client) }) != nil {
+        if let refusal = counter.withLock({ $0.admit(client: client) }) {
+            metrics?.refused(by: refusal)
             let id = ObjectIdentifier(channel)
             refused.withLock { _ = $0.insert(id) }
             channel.closeFuture.whenComplete { _ in self.refused.withLock { _ = $0.remove(id) } }

@@ -37,6 +37,8 @@ struct HTTPServer: Service, CustomStringConvertible {
     /// A connection that has not sent a whole request head this long after it opened or after its
     /// last response is closed (slow or half-sent heads, idle keep-alive connections).
     let requestTimeout: Duration
+    /// Counts the connections closed by the request timeout.
+    let metrics: ServerMetrics
     let logger: Logger
     /// Called with the listening channels once connections are accepted.
     let onListening: @Sendable ([any Channel]) async -> Void
@@ -45,8 +47,18 @@ struct HTTPServer: Service, CustomStringConvertible {
         if let https {
             try await serve(https)
         } else {
-            try await serve(HTTP1Channel(responder: responder, configuration: .init(idleTimeout: TimeAmount(requestTimeout))))
+            try await serve(HTTP1Channel(responder: responder, configuration: Self.http1Configuration(requestTimeout: requestTimeout, metrics: metrics)))
         }
+    }
+
+    /// HTTP/1.1 (and HTTP/2 streams): each connection gets a ``RequestDeadline`` of its own, whose
+    /// closes are counted, instead of HummingbirdCore's uncounted idle timeout.
+    static func http1Configuration(requestTimeout: Duration, metrics: ServerMetrics) -> HTTP1Channel.Configuration {
+        let timeout = TimeAmount(requestTimeout)
+        return HTTP1Channel.Configuration(
+            additionalChannelHandlers: [RequestDeadline(timeout: timeout) { metrics.closed(by: .request) }],
+            idleTimeout: nil
+        )
     }
 
     private func serve<Connection: ServerChildChannel>(_ childChannel: Connection) async throws {

@@ -75,16 +75,18 @@ extension SourcesAPI {
         let sources = chosen
         let opened = requests
         let audit = StreamAudit(client: context.clientAddress, sources: names, format: format, resumed: resumeText != nil, grant: context.grant, drain: DrainGauge(channel: context.channel))
-        return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit) {
+        let meters = StreamMeters(meters: sources.map(\.meter), multiplexed: true)
+        return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit, meters: meters) {
             var streams: [any EventStream] = []
             var startIDs: [String?] = []
-            for (source, streamRequest) in zip(sources, opened) {
-                let stream = await source.openStream(streamRequest, encoder: .framed(format: format, source: source.name, utcOffset: localUTCOffset))
+            for (index, (source, streamRequest)) in zip(sources, opened).enumerated() {
+                let encoder = EventEncoder.framed(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[index])
+                let stream = await source.openStream(streamRequest, encoder: encoder)
                 streams.append(stream)
                 startIDs.append(await stream.currentID())
             }
             let encoder = MultiplexEncoder(format: format, sources: sources.map(\.name), startIDs: startIDs)
-            return MultiplexedEventStream(streams: streams, encoder: encoder)
+            return MultiplexedEventStream(streams: streams, encoder: encoder, tallies: meters.tallies)
         }
     }
 

@@ -23,7 +23,9 @@ extension SourcesAPI {
         guard let token = FormFields.value(of: "token", in: body.readableBytesView), !token.isEmpty else {
             return Self.error("post the form field token=TOKEN (application/x-www-form-urlencoded)", status: .badRequest)
         }
-        switch access.authenticate(bearer: token, session: nil, client: context.clientKey) {
+        let outcome = access.authenticate(bearer: token, session: nil, client: context.clientKey)
+        metrics.server.record(outcome)
+        switch outcome {
         case .granted:
             var response = Response(status: .noContent)
             response.headers[.setCookie] = access.sessionCookie(forToken: token)

@@ -19,15 +19,17 @@ struct StreamResponder: Sendable {
     }
 
     func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit) -> Response {
-        response(label: source.name, format: format, body: body, audit: audit) {
-            await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset))
+        let meters = StreamMeters(meters: [source.meter], multiplexed: false)
+        return response(label: source.name, format: format, body: body, audit: audit, meters: meters) {
+            await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[0]))
         }
     }
 
     /// A streaming response of the stream `open` makes (when the response starts). When it ends,
-    /// one access log line says who read what, how much, for how long and why it ended.
+    /// one access log line says who read what, how much, for how long and why it ended. What it
+    /// sends of each source is counted through `meters` (whose tallies `open`'s encoders count in).
     func response(
-        label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit,
+        label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters,
         open: @escaping @Sendable () async -> any EventStream
     ) -> Response {
         var headers = HTTPFields()
@@ -54,7 +56,7 @@ struct StreamResponder: Sendable {
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             do {
-                                try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, settings: settings)
+                                try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings)
                             } catch {
                                 // A write that fails: the client closed its end.
                                 if !connection.isKilled { connection.stopStream(reason: "client went away") }
@@ -81,7 +83,7 @@ struct StreamResponder: Sendable {
     /// Writes the stream's events until it finishes, batching whatever is ready into one write.
     private static func pump(
         _ stream: any EventStream, encoder: EventEncoder, writer: WriterBox,
-        connection: ConnectionGuard, settings: StreamSettings
+        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings
     ) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 4096)
         var boundary = EventBoundary(format: encoder.format)
@@ -93,11 +95,13 @@ struct StreamResponder: Sendable {
             switch step {
             case .finished:
                 if let reason = connection.revocation {
-                    for source in connection.audit.sources {
-                        EventEncoder(format: encoder.format, source: source).encode(.marker(.end, id: nil, message: reason), into: &buffer)
-                    }
+                    encodeRevocation(reason, format: encoder.format, sources: connection.audit.sources, meters: meters, into: &buffer)
                 }
-                if buffer.readableBytes > 0 { _ = try await write(&buffer, to: writer, connection: connection, boundary: &boundary) }
+                if buffer.readableBytes > 0 {
+                    let before = connection.bytesSent
+                    _ = try await write(&buffer, to: writer, connection: connection, boundary: &boundary)
+                    meters.wrote(eventBytes: connection.bytesSent - before)
+                }
                 return
             case .idle:
                 if ContinuousClock.now - lastWrite >= settings.heartbeat / 2 {
@@ -107,8 +111,23 @@ struct StreamResponder: Sendable {
                 break
             }
             guard buffer.readableBytes > 0 else { continue }
-            if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
+            let before = connection.bytesSent
+            let ended = try await write(&buffer, to: writer, connection: connection, boundary: &boundary)
+            meters.wrote(eventBytes: step == .events ? connection.bytesSent - before : 0)
+            if ended { return }
             lastWrite = .now
+        }
+    }
+
+    /// The `end` event of each of the stream's sources, saying why the stream was revoked; each
+    /// counts as an event of its source.
+    private static func encodeRevocation(_ reason: String, format: StreamFormat, sources: [String], meters: StreamMeters, into buffer: inout ByteBuffer) {
+        for (source, tally) in zip(sources, meters.tallies) {
+            let before = buffer.writerIndex
+            let encoder = EventEncoder(format: format, source: source, tally: tally)
+            encoder.encode(.marker(.end, id: nil, message: reason), into: &buffer)
+            encoder.count(events: encoder.writes(.end) ? 1 : 0)
+            if meters.streamCountsBytes { tally.add(bytes: buffer.writerIndex - before) }
         }
     }
 
@@ -168,6 +187,7 @@ struct StreamSweeper: Service, CustomStringConvertible {
     let registry: SourceRegistry
     let settings: StreamSettings
     let connections: ConnectionRegistry
+    let metrics: ServerMetrics
     let logger: Logger
 
     func run() async throws {
@@ -178,7 +198,10 @@ struct StreamSweeper: Service, CustomStringConvertible {
                     try await Task.sleep(for: interval)
                     for source in registry.sources { source.tick() }
                     let killed = await connections.killStuck(timeout: settings.writeTimeout)
-                    if killed > 0 { logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)]) }
+                    if killed > 0 {
+                        metrics.closed(by: .write, count: killed)
+                        logger.info("closed clients that stopped reading", metadata: ["count": .stringConvertible(killed)])
+                    }
                     await endFallingBehind()
                 }
             }
@@ -191,6 +214,7 @@ struct StreamSweeper: Service, CustomStringConvertible {
         let ended = await connections.endFallingBehind(rule: settings.slowReader) { audit in
             audit.sources.reduce(0) { $0 + (sources[$1]?.bytesAppended ?? 0) }
         }
+        metrics.closed(by: .slowReader, count: ended.count)
         for (audit, verdict) in ended {
             logger.info("closing a client that falls ever further behind; it can resume", metadata: [
                 "client": .string(audit.client ?? "unknown"),

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var connectionLimits = ConnectionLimits.defaults(openFiles: 1024)
     /// Longest wait for a request head, on a new connection or an idle kept-alive one.
     public var requestTimeout: Duration = .seconds(10)
+    /// Where the server and its sources count for `/metrics` (give the sources meters of the same).
+    public var metrics = TailSSEMetrics()
 
     public init(
         listen: ListenTarget = .address(host: "127.0.0.1", port: 8111), staticDirectory: String? = nil, stream: StreamSettings = StreamSettings(),
@@ -56,26 +58,32 @@ public func runServer(
 ) async throws {
     let connections = ConnectionRegistry()
     let access = configuration.access
+    let metrics = configuration.metrics
     access.onTokensChanged {
         let revoked = connections.revoke(unless: { access.stillAllows($0, sources: $1) })
         if revoked > 0 { logger.info("ended the streams of revoked tokens", metadata: ["count": .stringConvertible(revoked)]) }
     }
     let responder = StreamResponder(settings: configuration.stream, connections: connections, logger: logger)
-    let api = SourcesAPI(registry: registry, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory), access: access)
+    let gate = ConnectionGate(limits: configuration.connectionLimits, metrics: metrics.server)
+    let api = SourcesAPI(
+        registry: registry, responder: responder, connections: connections, assets: StaticAssets(directory: configuration.staticDirectory), access: access,
+        metrics: metrics, gate: gate
+    )
     let router = Router(context: TailSSERequestContext.self)
     api.addRoutes(to: router)
     let listening = Latch<[any Channel]>()
     let status = StatusNote()
-    let gate = ConnectionGate(limits: configuration.connectionLimits)
     let httpResponder = HTTPServer.responder(router.buildResponder(), gate: gate, logger: logger)
     var https: HTTPSChannel?
     if let tls = configuration.tls {
         https = try await HTTPSChannel(
-            settings: tls, stalledWriteTimeout: configuration.stream.writeTimeout, requestTimeout: configuration.requestTimeout, responder: httpResponder
+            settings: tls, stalledWriteTimeout: configuration.stream.writeTimeout, requestTimeout: configuration.requestTimeout, metrics: metrics.server,
+            responder: httpResponder
         )
     }
     let server = HTTPServer(
-        target: configuration.listen, responder: httpResponder, https: https, gate: gate, requestTimeout: configuration.requestTimeout, logger: logger
+        target: configuration.listen, responder: httpResponder, https: https, gate: gate, requestTimeout: configuration.requestTimeout,
+        metrics: metrics.server, logger: logger
     ) { channels in
         for channel in channels {
             let address = channel.localAddress.map { address -> String in
@@ -88,7 +96,7 @@ public func runServer(
     }
     var helpers: [any Service] = [
         SourceCloser(registry: registry),
-        StreamSweeper(registry: registry, settings: configuration.stream, connections: connections, logger: logger),
+        StreamSweeper(registry: registry, settings: configuration.stream, connections: connections, metrics: metrics.server, logger: logger),
     ]
     if let reload = HTTPSChannel.reloading(https, after: reload, logger: logger) { helpers.append(ReloadService(reload: reload, status: status)) }
     helpers += [
@@ -127,6 +135,8 @@ struct SourcesAPI: Sendable {
     let connections: ConnectionRegistry
     let assets: StaticAssets
     let access: AccessControl
+    let metrics: TailSSEMetrics
+    let gate: ConnectionGate
 
     /// The source named `name` if it exists and `grant` lets its holder read it.
     func source(named name: String, for grant: AccessGrant) -> (any LogSource)? {
@@ -166,7 +176,7 @@ struct SourcesAPI: Sendable {
             asset(context.parameters.get("asset") ?? "")
         }
         let api = root.group()
-            .add(middleware: TokenAuthenticator(access: access))
+            .add(middleware: TokenAuthenticator(access: access, metrics: metrics.server))
             .add(middleware: AccessRequiredMiddleware())
         api.get("/sources") { _, context -> Response in
             Self.json(listing(for: context.grant))
@@ -181,7 +191,8 @@ struct SourcesAPI: Sendable {
             events(request, context: context)
         }
         api.get("/metrics") { _, context -> Response in
-            Self.text(metrics(for: context.grant), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            let text = await metrics.exposition(sources: registry.sources, connections: gate.openCount, streams: connections.count, grant: context.grant)
+            return Self.text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
     }
 
@@ -216,22 +227,6 @@ struct SourcesAPI: Sendable {
         }
         out.append(UInt8(ascii: "]"))
         return out
-    }
-
-    private func metrics(for grant: AccessGrant) -> String {
-        let sources = registry.sources.filter { grant.allows($0.name) }
-        var lines = [
-            "# HELP tailsse_streams Open streams.",
-            "# TYPE tailsse_streams gauge",
-            "tailsse_streams \(connections.count)",
-            "# HELP tailsse_source_clients Clients per source.",
-            "# TYPE tailsse_source_clients gauge",
-        ]
-        for source in sources { lines.append("tailsse_source_clients{source=\"\(source.name)\"} \(source.clientCount)") }
-        lines.append("# HELP tailsse_source_following Whether the source is being followed.")
-        lines.append("# TYPE tailsse_source_following gauge")
-        for source in sources { lines.append("tailsse_source_following{source=\"\(source.name)\"} \(source.isFollowing ? 1 : 0)") }
-        return lines.joined(separator: "\n") + "\n"
     }
 
     private func asset(_ name: String) -> Response {

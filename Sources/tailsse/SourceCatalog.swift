@@ -11,6 +11,8 @@ import TailSSESources
 /// Makes the sources that settings ask for (not yet begun: ``SourceRegistry`` begins them).
 struct SourceCatalog: Sendable {
     let watcher: FileWatchService
+    /// Where the sources count for `/metrics`.
+    let metrics: TailSSEMetrics
     let logger: Logger
 
     func sources(for settings: Settings) throws(ConfigurationError) -> [any ManagedSource] {
@@ -27,10 +29,13 @@ struct SourceCatalog: Sendable {
             ])
         }
         var sources: [any ManagedSource] = files.map {
-            FileSource(name: $0.name, path: $0.path, maxLineBytes: settings.maxLineBytes, sharedBytes: settings.sharedBufferBytes, watcher: watcher, logger: logger)
+            FileSource(
+                name: $0.name, path: $0.path, maxLineBytes: settings.maxLineBytes, sharedBytes: settings.sharedBufferBytes, watcher: watcher,
+                meter: metrics.source(named: $0.name), logger: logger
+            )
         }
         if let journal {
-            sources.append(JournalSource(location: journal, sharedBytes: settings.sharedBufferBytes, logger: logger))
+            sources.append(JournalSource(location: journal, sharedBytes: settings.sharedBufferBytes, meter: metrics.source(named: "journal"), logger: logger))
         }
         return sources
     }

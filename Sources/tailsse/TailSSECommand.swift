@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import Logging
+import Metrics
 import TailSSECore
 import TailSSEHTTP
 import TailSSESources
@@ -123,8 +124,10 @@ struct TailSSECommand: AsyncParsableCommand {
         let sockets = try ListenSockets.inherited()
         try Self.refuseOpenDoor(settings: settings, sockets: sockets)
         let tokens = try settings.tokenFile.map { path throws(ConfigurationError) in try TokenFile.read(path: path, logger: logger) }
+        let metrics = TailSSEMetrics()
+        MetricsSystem.bootstrap(metrics.factory)
         let watcher = try FileWatchService(logger: logger)
-        let catalog = SourceCatalog(watcher: watcher, logger: logger)
+        let catalog = SourceCatalog(watcher: watcher, metrics: metrics, logger: logger)
         let registry = SourceRegistry()
         let sources = try catalog.sources(for: settings)
         if let tokens { TokenFile.warnAboutUnknownSources(in: tokens, sources: sources.map(\.name), logger: logger) }
@@ -149,6 +152,7 @@ struct TailSSECommand: AsyncParsableCommand {
         )
         configuration.requestTimeout = .milliseconds(Int64(settings.requestTimeout * 1000))
         configuration.connectionLimits = settings.connectionLimits(openFiles: Self.openFileLimit())
+        configuration.metrics = metrics
         let reloader = Reloader(command: self, running: settings, catalog: catalog, registry: registry, access: access, logger: logger)
         try await runServer(
             configuration: configuration,

@@ -12,12 +12,15 @@ public final class MultiplexedEventStream: EventStream {
     private let streams: [any EventStream]
     private let mailbox: Mailbox
     private let encoder: Mutex<MultiplexEncoder>
+    private let tallies: [SentTally?]
 
     /// - Parameters:
     ///   - streams: one stream per source, in the order of `encoder`'s sources.
-    public init(streams: [any EventStream], encoder: MultiplexEncoder) {
+    ///   - tallies: where to count the bytes written of each source (in the same order), if anywhere.
+    public init(streams: [any EventStream], encoder: MultiplexEncoder, tallies: [SentTally?] = []) {
         self.streams = streams
         self.encoder = Mutex(encoder)
+        self.tallies = tallies
         let mailbox = Mailbox(count: streams.count)
         self.mailbox = mailbox
         for (index, stream) in streams.enumerated() {
@@ -46,7 +49,11 @@ public final class MultiplexedEventStream: EventStream {
             return .idle
         case .buffers(let ready):
             encoder.withLock { encoder in
-                for (index, frames) in ready { encoder.write(frames: frames, source: index, into: &buffer) }
+                for (index, frames) in ready {
+                    let before = buffer.writerIndex
+                    encoder.write(frames: frames, source: index, into: &buffer)
+                    if index < tallies.count { tallies[index]?.add(bytes: buffer.writerIndex - before) }
+                }
             }
             return .events
         }

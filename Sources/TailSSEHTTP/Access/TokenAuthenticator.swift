@@ -9,10 +9,14 @@ import TailSSECore
 struct TokenAuthenticator: AuthenticatorMiddleware {
     typealias Context = TailSSERequestContext
     let access: AccessControl
+    /// Counts wrong tokens and rate-limited attempts.
+    let metrics: ServerMetrics
 
     func authenticate(request: Request, context: TailSSERequestContext) async throws -> AccessGrant? {
         let session = request.cookies[access.cookieName]?.value
-        switch access.authenticate(bearer: request.headers.bearer?.token, session: session, client: context.clientKey) {
+        let outcome = access.authenticate(bearer: request.headers.bearer?.token, session: session, client: context.clientKey)
+        metrics.record(outcome)
+        switch outcome {
         case .granted(let grant):
             return grant
         case .missing, .refused:

@@ -34,27 +34,34 @@ final class HTTPSChannel: ServerChildChannel {
 
     /// How long a connection may go without a request (its first, or the next on an idle one).
     private let requestTimeout: Duration
+    /// Counts the connections closed by a timeout.
+    private let metrics: ServerMetrics
 
     /// Loads the certificate and key; throws when they cannot be served.
-    init(settings: TLSSettings, stalledWriteTimeout: Duration, requestTimeout: Duration, responder: @escaping HTTPChannelHandler.Responder) async throws(TLSLoadError) {
+    init(
+        settings: TLSSettings, stalledWriteTimeout: Duration, requestTimeout: Duration, metrics: ServerMetrics,
+        responder: @escaping HTTPChannelHandler.Responder
+    ) async throws(TLSLoadError) {
         self.settings = settings
         self.responder = responder
         self.stalledWriteTimeout = TimeAmount(stalledWriteTimeout)
         self.requestTimeout = requestTimeout
-        self.current = Mutex(try await Self.negotiation(settings: settings, requestTimeout: requestTimeout, responder: responder))
+        self.metrics = metrics
+        self.current = Mutex(try await Self.negotiation(settings: settings, requestTimeout: requestTimeout, metrics: metrics, responder: responder))
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let negotiation = current.withLock { $0 }
+        let metrics = self.metrics
         do {
-            try channel.pipeline.syncOperations.addHandler(StalledConnectionCloser(timeout: stalledWriteTimeout))
+            try channel.pipeline.syncOperations.addHandler(StalledConnectionCloser(timeout: stalledWriteTimeout) { metrics.closed(by: .tlsWrite) })
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
         let handshakeTimeout = TimeAmount(requestTimeout)
         return negotiation.setup(channel: channel, logger: logger).flatMapThrowing { negotiated in
             // After the TLS handler that setup added: it sees the handshake complete.
-            try channel.pipeline.syncOperations.addHandler(HandshakeDeadline(timeout: handshakeTimeout))
+            try channel.pipeline.syncOperations.addHandler(HandshakeDeadline(timeout: handshakeTimeout) { metrics.closed(by: .tlsHandshake) })
             return Value(negotiation: negotiation, negotiated: negotiated)
         }
     }
@@ -73,7 +80,7 @@ final class HTTPSChannel: ServerChildChannel {
     /// the current ones and returns the problem.
     func reload(logger: Logger) async -> String? {
         do {
-            let negotiation = try await Self.negotiation(settings: settings, requestTimeout: requestTimeout, responder: responder)
+            let negotiation = try await Self.negotiation(settings: settings, requestTimeout: requestTimeout, metrics: metrics, responder: responder)
             current.withLock { $0 = negotiation }
             logger.info("TLS certificate reloaded", metadata: ["certificate": .string(settings.certificatePath)])
             return nil
@@ -93,7 +100,9 @@ final class HTTPSChannel: ServerChildChannel {
         }
     }
 
-    private static func negotiation(settings: TLSSettings, requestTimeout: Duration, responder: @escaping HTTPChannelHandler.Responder) async throws(TLSLoadError) -> HTTP2UpgradeChannel {
+    private static func negotiation(
+        settings: TLSSettings, requestTimeout: Duration, metrics: ServerMetrics, responder: @escaping HTTPChannelHandler.Responder
+    ) async throws(TLSLoadError) -> HTTP2UpgradeChannel {
         let loaded: Result<TLSConfiguration, TLSLoadError>
         do {
             loaded = try await NIOThreadPool.singleton.runIfActive {
@@ -106,7 +115,7 @@ final class HTTPSChannel: ServerChildChannel {
         do {
             return try HTTP2UpgradeChannel(
                 tlsConfiguration: configuration,
-                configuration: .init(idleTimeout: requestTimeout, streamConfiguration: .init(idleTimeout: TimeAmount(requestTimeout))),
+                configuration: .init(idleTimeout: requestTimeout, streamConfiguration: HTTPServer.http1Configuration(requestTimeout: requestTimeout, metrics: metrics)),
                 responder: responder
             )
         } catch {

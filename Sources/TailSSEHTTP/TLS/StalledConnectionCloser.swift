@@ -5,15 +5,18 @@ import NIOCore
 ///
 /// Over HTTP/2 the write deadline of each stream (``StreamSweeper``) resets the streams of a client
 /// that stopped reading, but resetting a stream does not close the connection under it, which
-/// would stay open with its unsent bytes; this handler ends it after the same deadline.
+/// would stay open with its unsent bytes; this handler ends it after the same deadline, and tells
+/// `onExpiry`.
 final class StalledConnectionCloser: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
     private let timeout: TimeAmount
+    private let onExpiry: @Sendable () -> Void
     private var deadline: Scheduled<Void>?
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, onExpiry: @escaping @Sendable () -> Void = {}) {
         self.timeout = timeout
+        self.onExpiry = onExpiry
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -22,7 +25,11 @@ final class StalledConnectionCloser: ChannelInboundHandler, RemovableChannelHand
             deadline = nil
         } else if deadline == nil {
             let channel = context.channel
-            deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+            let onExpiry = self.onExpiry
+            deadline = context.eventLoop.scheduleTask(in: timeout) {
+                onExpiry()
+                channel.close(promise: nil)
+            }
         }
         context.fireChannelWritabilityChanged()
     }

@@ -83,11 +83,12 @@ final class FileEventStream: EventStream {
 
     private static func emit(
         _ line: SplitLine, identity: FileIdentity, limit: Int64, encoder: EventEncoder,
-        into output: inout ByteBuffer, reached: inout Int64
+        into output: inout ByteBuffer, reached: inout Int64, lines: inout Int
     ) {
         guard line.end <= limit else { return }
         encoder.encodeLine(line.text, id: FileEventID(file: identity, offset: line.end, check: line.check), continues: line.continues, into: &output)
         reached = line.end
+        lines += 1
     }
 
     /// Moves to the start of generation `successor`, sending `marker` (if any) with the id of
@@ -99,7 +100,11 @@ final class FileEventStream: EventStream {
     }
 
     private func move(to target: FilePosition, emitting event: StreamEvent?, into buffer: inout ByteBuffer) {
-        if let event { encoder.encode(event, into: &buffer) }
+        if let event {
+            encoder.encode(event, into: &buffer)
+            encoder.count(events: encoder.writes(event.kind) ? 1 : 0)
+            if event.kind == .reset { source.meter.reset() }
+        }
         cursor.move(to: target)
     }
 
@@ -110,7 +115,8 @@ final class FileEventStream: EventStream {
         let maxLineBytes = source.maxLineBytes
         let encoder = self.encoder
         let readSize = self.readSize
-        let outcome = await runBlocking { () -> (ByteBuffer, Int64) in
+        source.meter.caughtUp()
+        let outcome = await runBlocking { () -> (ByteBuffer, Int64, Int) in
             let history = try file.history(before: position.offset)
             var bytes: [UInt8] = []
             let wanted = sealed ? min(Int64(readSize), limit - position.offset) : Int64(readSize)
@@ -118,20 +124,22 @@ final class FileEventStream: EventStream {
             var splitter = LineSplitter(maxLineBytes: maxLineBytes, offset: position.offset, history: history)
             var output = ByteBufferAllocator().buffer(capacity: bytes.count + bytes.count / 2 + 256)
             var reached = position.offset
+            var lines = 0
             let identity = file.identity
             bytes.withUnsafeBytes { raw in
-                splitter.consume(raw) { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached) }
+                splitter.consume(raw) { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
             }
             if sealed, position.offset + Int64(bytes.count) >= limit {
-                splitter.flush { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached) }
+                splitter.flush { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
             }
-            return (output, reached)
+            return (output, reached, lines)
         }
-        guard let (output, reached) = outcome, reached > position.offset else {
+        guard let (output, reached, lines) = outcome, reached > position.offset else {
             guard sealed, let successor = generation.successor else { return .waitForFollower }
             moveToStart(of: successor, marker: (.reset, "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
             return .progressed
         }
+        encoder.count(events: lines)
         if buffer.readableBytes == 0 {
             buffer = output
         } else {

@@ -184,6 +184,7 @@ final class FileFollower {
         guard let last = records.last else { return }
         source.log.append(records)
         source.table.withLock { $0.committedEnd = last.to.offset }
+        source.meter.read(lines: records.count)
     }
 
     /// Publishes a held partial line: the generation ends here.

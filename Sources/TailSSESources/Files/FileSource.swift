@@ -26,6 +26,8 @@ public final class FileSource: ManagedSource {
     /// The generations of the file followed so far, remembered across restarts.
     let followed: FollowedGenerationStore
     let logger: Logger
+    /// Counts the source's reads, streams and clients' sends for `/metrics`.
+    public let meter: any SourceMeter
     private let status = Mutex<String?>(nil)
     private let pollingReason = Mutex<String?>(nil)
     private let following = Atomic<Bool>(false)
@@ -37,11 +39,13 @@ public final class FileSource: ManagedSource {
     ///   - watcher: the inotify thread that follows the file once the source begins.
     ///   - stateDirectory: where to remember the generations followed (``defaultStateDirectory``);
     ///     `nil`: in memory only.
+    ///   - meter: counts lines read, resumes, resets and catch-up reads.
     public init(
         name: String, path: String, maxLineBytes: Int = 64 << 10, sharedBytes: Int = 4 << 20,
-        watcher: FileWatchService, stateDirectory: String? = FileSource.defaultStateDirectory, logger: Logger
+        watcher: FileWatchService, stateDirectory: String? = FileSource.defaultStateDirectory, meter: any SourceMeter = UncountedSource(), logger: Logger
     ) {
         self.name = name
+        self.meter = meter
         self.path = path
         self.maxLineBytes = maxLineBytes
         self.sharedBytes = sharedBytes
@@ -127,8 +131,10 @@ public final class FileSource: ManagedSource {
         if let resumeID = request.resumeID {
             switch await resolve(resumeID) {
             case .success(let position):
+                meter.resumed()
                 return (position, nil)
             case .failure(let reason):
+                meter.reset()
                 let position = await tailPosition(request.tail)
                 return (position, .marker(.reset, id: eventID(at: position), message: reason.description))
             }

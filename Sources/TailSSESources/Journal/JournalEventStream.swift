@@ -55,10 +55,13 @@ final class JournalEventStream: EventStream {
             if read.vanished {
                 let target = await source.tailPosition(.last(0), filter: JournalFilter())
                 encoder.encode(.marker(.reset, id: target.cursor, message: "this client fell behind entries the journal no longer holds (vacuumed); continuing from the newest entries"), into: &buffer)
+                encoder.count(events: encoder.writes(.reset) ? 1 : 0)
+                source.meter.reset()
                 cursor.move(to: target)
                 return .events
             }
             cursor.move(to: read.position)
+            encoder.count(events: read.entries)
             if read.output.readableBytes > 0 {
                 var output = read.output
                 buffer.writeBuffer(&output)

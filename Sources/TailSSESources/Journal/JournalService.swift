@@ -183,6 +183,7 @@ private final class JournalFollower: @unchecked Sendable {
             }
             if let previous = position, previous != current {
                 source.log.append([LogRecord(from: previous, to: current, event: .marker(.reset, id: current.cursor, message: "the journal reader had to reopen the journal and lost its place; continuing from the newest entries"))])
+                source.meter.reset()
             } else if position == nil {
                 source.log.begin(at: current)
             }
@@ -215,12 +216,14 @@ private final class JournalFollower: @unchecked Sendable {
             from = to
             if batch.count == 256 {
                 source.log.append(batch)
+                source.meter.read(lines: batch.count)
                 batch.removeAll(keepingCapacity: true)
                 position = from
             }
         }
         if !batch.isEmpty { source.logger.trace("follower appended", metadata: ["count": "\(batch.count)", "to": "\(from)"]) }
         source.log.append(batch)
+        source.meter.read(lines: batch.count)
         position = from
     }
 

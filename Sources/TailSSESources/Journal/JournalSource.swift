@@ -29,6 +29,8 @@ public final class JournalSource: ManagedSource {
     let pool: JournalReaderPool
     let logger: Logger
     private let sharedBytes: Int
+    /// Counts the source's reads, streams and clients' sends for `/metrics`.
+    public let meter: any SourceMeter
     private let service = Mutex<JournalService?>(nil)
     private let following = Atomic<Bool>(false)
     private let streams = Atomic<Int>(0)
@@ -41,8 +43,13 @@ public final class JournalSource: ManagedSource {
     /// - Parameters:
     ///   - sharedBytes: bytes of recent entries kept in memory for all clients to share.
     ///   - readerThreads: threads (each with its own `sd_journal`) for clients' own reads.
-    public init(name: String = "journal", location: JournalLocation, sharedBytes: Int = 4 << 20, readerThreads: Int = 2, logger: Logger) {
+    ///   - meter: counts entries read, resumes, resets and catch-up reads.
+    public init(
+        name: String = "journal", location: JournalLocation, sharedBytes: Int = 4 << 20, readerThreads: Int = 2,
+        meter: any SourceMeter = UncountedSource(), logger: Logger
+    ) {
         self.name = name
+        self.meter = meter
         self.location = location
         self.sharedBytes = sharedBytes
         self.log = EventLog(capacityBytes: sharedBytes)
@@ -89,8 +96,10 @@ public final class JournalSource: ManagedSource {
         if let resumeID = request.resumeID {
             switch await resolve(resumeID) {
             case .success(let position):
+                meter.resumed()
                 start = position
             case .failure(let problem):
+                meter.reset()
                 start = await tailPosition(request.tail, filter: filter)
                 pending.append(.marker(.reset, id: start.cursor, message: problem.description + "; starting from the tail"))
             }
@@ -154,6 +163,8 @@ public final class JournalSource: ManagedSource {
         var reachedEnd: Bool
         /// The position's entry is no longer in the journal (vacuumed).
         var vanished = false
+        /// How many entries ``output`` holds.
+        var entries = 0
     }
 
     /// Reads the entries after `position` that match `filter` and encodes them.
@@ -162,7 +173,8 @@ public final class JournalSource: ManagedSource {
     /// when it started, so the position it returns is the journal's last entry: one the follower
     /// appends to the shared log, where the client can join it.
     func read(after position: JournalPosition, filter: JournalFilter, encoder: EventEncoder) async throws -> Read {
-        try await pool.run { journal -> Read in
+        meter.caughtUp()
+        return try await pool.run { journal -> Read in
             journal.removeFilter()
             try journal.seekTail()
             let lastAtStart: String? = try journal.previous(skipping: 1) == 1 ? try journal.cursor() : nil
@@ -179,8 +191,8 @@ public final class JournalSource: ManagedSource {
             var onNext = try Self.seek(journal, after: position)
             while count < Self.entriesPerRead, output.readableBytes < Self.bytesPerRead {
                 guard try onNext || journal.next() else {
-                    try Self.walkToEnd(journal, from: lastAtStart, skipping: sent, filter: filter, encoder: encoder, output: &output, reached: &reached)
-                    return Read(output: output, position: reached, reachedEnd: true)
+                    count += try Self.walkToEnd(journal, from: lastAtStart, skipping: sent, filter: filter, encoder: encoder, output: &output, reached: &reached)
+                    return Read(output: output, position: reached, reachedEnd: true, entries: count)
                 }
                 onNext = false
                 let entry = try journal.entry(keepingFields: false)
@@ -189,7 +201,7 @@ public final class JournalSource: ManagedSource {
                 reached = .after(cursor: entry.cursor)
                 count += 1
             }
-            return Read(output: output, position: reached, reachedEnd: false)
+            return Read(output: output, position: reached, reachedEnd: false, entries: count)
         }
     }
 
@@ -209,11 +221,13 @@ public final class JournalSource: ManagedSource {
 
     /// After a filtered read hit the end: every entry after `lastAtStart` was either sent, does not
     /// match, or arrived during the read; send the last kind and stand on the journal's last entry.
+    /// Returns how many entries it encoded.
     private static func walkToEnd(
         _ journal: JournalHandle, from lastAtStart: String?, skipping sent: Set<String>, filter: JournalFilter,
         encoder: EventEncoder, output: inout ByteBuffer, reached: inout JournalPosition
-    ) throws {
-        guard !filter.isEmpty else { return }
+    ) throws -> Int {
+        guard !filter.isEmpty else { return 0 }
+        var encoded = 0
         journal.removeFilter()
         let start: JournalPosition = lastAtStart.map { .after(cursor: $0) } ?? .head
         var walked: JournalPosition? = lastAtStart == nil ? nil : start
@@ -222,8 +236,12 @@ public final class JournalSource: ManagedSource {
             onNext = false
             let entry = try journal.entry(keepingFields: true)
             walked = .after(cursor: entry.cursor)
-            if !sent.contains(entry.cursor), filter.matches(entry.fields) { encoder.encodeEntry(entry, into: &output) }
+            if !sent.contains(entry.cursor), filter.matches(entry.fields) {
+                encoder.encodeEntry(entry, into: &output)
+                encoded += 1
+            }
         }
         if let walked { reached = walked }
+        return encoded
     }
 }

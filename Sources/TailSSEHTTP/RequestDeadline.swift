@@ -1,0 +1,78 @@
+import NIOCore
+import NIOHTTPTypes
+
+/// Closes a connection that has not sent a whole request head within `timeout` of opening or of
+/// its last response's end (a slow or half-sent head, an idle kept-alive connection), and says so
+/// through `onExpiry` so that the close is counted.
+///
+/// Sits right after the HTTP codec, in place of HummingbirdCore's idle timeout (which closes
+/// without telling anyone). While a request is being answered — a stream can last for days — no
+/// deadline runs.
+final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let timeout: TimeAmount
+    private let onExpiry: @Sendable () -> Void
+    private var deadline: Scheduled<Void>?
+    /// Request heads read whose response has not ended yet.
+    private var unanswered = 0
+
+    init(timeout: TimeAmount, onExpiry: @escaping @Sendable () -> Void) {
+        self.timeout = timeout
+        self.onExpiry = onExpiry
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) {
+            unanswered += 1
+            disarm()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var ended = false
+        if case .end = unwrapOutboundIn(data) { ended = true }
+        context.write(data, promise: promise)
+        if ended {
+            unanswered = max(0, unanswered - 1)
+            if unanswered == 0 { arm(context) }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        disarm()
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        guard deadline == nil, context.channel.isActive else { return }
+        let channel = context.channel
+        let onExpiry = self.onExpiry
+        deadline = context.eventLoop.scheduleTask(in: timeout) {
+            onExpiry()
+            channel.close(promise: nil)
+        }
+    }
+
+    private func disarm() {
+        deadline?.cancel()
+        deadline = nil
+    }
+}
