@@ -118,7 +118,7 @@ final class FileEventStream: EventStream {
             var splitter = LineSplitter(maxLineBytes: maxLineBytes, offset: position.offset, history: history)
             var output = ByteBufferAllocator().buffer(capacity: bytes.count + bytes.count / 2 + 256)
             var reached = position.offset
-            let identity = file.identity
+            let identity = generation.identity ?? file.identity
             bytes.withUnsafeBytes { raw in
                 splitter.consume(raw) { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached) }
             }

@@ -136,7 +136,8 @@ final class FileFollower {
                 return
             }
             if buffer.isEmpty { return }
-            publish(buffer, from: current)
+            publish(buffer, identity: current.identity)
+            recordFingerprint(of: current)
             if buffer.count < Self.readSize { return }
         }
     }
@@ -151,7 +152,7 @@ final class FileFollower {
         return bytes.count == window.count && bytes != window
     }
 
-    private func publish(_ bytes: [UInt8], from current: OpenFile) {
+    private func publish(_ bytes: [UInt8], identity: FileIdentity) {
         if bytes.count >= PositionCheck.windowSize {
             window = Array(bytes.suffix(PositionCheck.windowSize))
         } else {
@@ -159,14 +160,12 @@ final class FileFollower {
         }
         let serial = source.table.withLock { $0.active }
         var records: [LogRecord<FilePosition>] = []
-        let identity = current.identity
         bytes.withUnsafeBytes { raw in
             splitter.consume(raw) { line in
                 records.append(Self.record(line, serial: serial, identity: identity))
             }
         }
         commit(records)
-        recordFingerprint(of: current)
     }
 
     private static func record(_ line: SplitLine, serial: UInt64, identity: FileIdentity) -> LogRecord<FilePosition> {
@@ -193,16 +192,18 @@ final class FileFollower {
     }
 
     private func truncate(_ current: OpenFile) {
+        source.followed.recordTruncation(of: current.identity)
+        let copy = readRestFromCopy(of: current)
         flushHeld(identity: current.identity)
         let end = splitter.emittedOffset
-        let endCheck = PositionCheck(of: window).value
+        // Without a copy the generation's bytes are gone: only an id at its end can resume.
+        let endCheck = copy == nil ? PositionCheck(of: window).value : nil
         let (previous, serial) = source.table.withLock { table in
             let previous = table.active
             return (previous, table.advance(end: end, endCheck: endCheck, to: current, transition: .truncated))
         }
         splitter.reset(offset: 0)
         window = []
-        source.followed.recordTruncation(of: current.identity)
         recordFingerprint(of: current, force: true)
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
@@ -210,6 +211,31 @@ final class FileFollower {
             event: .marker(.truncated, id: FileEventID.start(of: current.identity).description, message: Self.message(for: .truncated))
         )])
         source.logger.info("file truncated; reading from the start", metadata: ["path": .string(source.path)])
+    }
+
+    /// copytruncate: the copy the rotation left beside `current` before truncating it holds the
+    /// generation's bytes at the same offsets, also the lines written after our last read. Reads the
+    /// rest of the generation from the copy, and clients still behind in it read it there too.
+    /// `nil` when no copy beside the file holds our position (a truncation without a copy, or
+    /// nothing read yet to recognise it by): what we had not read is gone.
+    private func readRestFromCopy(of current: OpenFile) -> OpenFile? {
+        guard splitter.consumedOffset > 0 else { return nil }
+        let check = PositionCheck(of: window).value
+        guard let copy = source.rotations.openCopy(of: current.identity, offset: splitter.consumedOffset, check: check)
+        else { return nil }
+        source.table.withLock { $0.readActive(from: copy) }
+        while true {
+            do {
+                try copy.read(at: splitter.consumedOffset, count: Self.readSize, into: &buffer)
+            } catch {
+                break
+            }
+            if buffer.isEmpty { break }
+            publish(buffer, identity: current.identity)
+            if buffer.count < Self.readSize { break }
+        }
+        source.logger.info("file truncated; read the rest of it from its copy", metadata: ["path": .string(source.path)])
+        return copy
     }
 
     private func rotate(to replacement: OpenFile) {

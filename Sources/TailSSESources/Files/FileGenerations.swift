@@ -14,6 +14,10 @@ public struct FilePosition: Hashable, Sendable {
 struct Generation: Sendable {
     /// The open file, or `nil` for the generation before the file existed.
     var file: OpenFile?
+    /// The identity the generation's ids name when its bytes are read from another file than its
+    /// own: the copy a copytruncate rotation left of the file before truncating it (same bytes at
+    /// the same offsets). `nil`: `file`'s own.
+    var named: FileIdentity?
     /// Where the generation ended, once it has (`nil` while it is the active one).
     var sealedEnd: Int64?
     /// The generation that follows, once this one has ended.
@@ -24,7 +28,7 @@ struct Generation: Sendable {
     /// place (its bytes are gone from the file), so an id at its end still resumes exactly.
     var endCheck: UInt32?
 
-    var identity: FileIdentity? { file?.identity }
+    var identity: FileIdentity? { named ?? file?.identity }
 
     /// `true` when the file was truncated in place after this generation: its bytes are gone.
     var isOverwritten: Bool { transition == .truncated && endCheck != nil }
@@ -85,6 +89,14 @@ struct GenerationTable: Sendable {
         return successor
     }
 
+    /// Reads the active generation from `copy` from now on: the copy a copytruncate rotation left
+    /// of its file before truncating it in place. Its ids go on naming the file.
+    mutating func readActive(from copy: OpenFile) {
+        guard let own = generations[active]?.identity else { return }
+        generations[active]?.named = own
+        generations[active]?.file = copy
+    }
+
     /// Adds the copy a copytruncate rotation left of a generation of the followed file before it
     /// was truncated: read to `end`, then `successor` follows after a `truncated` marker.
     mutating func addCopy(_ file: OpenFile, end: Int64, before successor: UInt64) -> UInt64 {
@@ -95,7 +107,7 @@ struct GenerationTable: Sendable {
     /// this process) its first generation here.
     func generationAfterTruncation(of identity: FileIdentity) -> UInt64? {
         let serials = serials(of: identity)
-        if let truncated = serials.first(where: { generations[$0]?.isOverwritten == true }) {
+        if let truncated = serials.first(where: { generations[$0]?.transition == .truncated }) {
             return generations[truncated]?.successor
         }
         return serials.last
@@ -110,7 +122,7 @@ struct GenerationTable: Sendable {
         var open = 0
         for serial in order.reversed() where generations[serial]?.sealedEnd != nil && generations[serial]?.file != nil {
             open += 1
-            if open > Self.openSealedFiles, generations[serial]?.identity != generations[active]?.identity {
+            if open > Self.openSealedFiles, generations[serial]?.file?.identity != generations[active]?.file?.identity {
                 generations[serial]?.file = nil
             }
         }

@@ -232,9 +232,9 @@ public final class FileSource: ManagedSource {
 
     /// The id of a position: its file's identity, the offset and the check of the bytes before it.
     func eventID(at position: FilePosition) -> String? {
-        guard let file = table.withLock({ $0[position.generation]?.file }) else { return nil }
+        guard let generation = table.withLock({ $0[position.generation] }), let file = generation.file else { return nil }
         let history = (try? file.history(before: position.offset)) ?? []
-        return FileEventID(file: file.identity, offset: position.offset, check: PositionCheck(of: history).value).description
+        return FileEventID(file: generation.identity ?? file.identity, offset: position.offset, check: PositionCheck(of: history).value).description
     }
 
     var directoryPath: String {
