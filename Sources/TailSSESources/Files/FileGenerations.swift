@@ -99,15 +99,22 @@ struct GenerationTable: Sendable {
 
     /// Adds the copy a copytruncate rotation left of a generation of the followed file before it
     /// was truncated: read to `end`, then `successor` follows after a `truncated` marker.
+    /// Every client resuming there shares one such generation (many of them would push the
+    /// generations clients are reading out of the table).
     mutating func addCopy(_ file: OpenFile, end: Int64, before successor: UInt64) -> UInt64 {
-        insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated))
+        if let known = serials(of: file.identity).first(where: { generations[$0]?.successor == successor && generations[$0]?.named == nil }) {
+            return known
+        }
+        return insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated))
     }
 
-    /// The generation that followed the newest truncation of `identity` in place, or (none seen by
-    /// this process) its first generation here.
-    func generationAfterTruncation(of identity: FileIdentity) -> UInt64? {
+    /// Where a client goes after the copy of content `identity` held before a truncation in place,
+    /// content this table does not hold: after the oldest generation whose bytes are gone (truncated
+    /// with no copy found) that reaches `offset`, else the oldest generation of `identity` here (a
+    /// generation read from its copy holds its ids itself, so they never get here).
+    func generationAfterTruncation(of identity: FileIdentity, offset: Int64) -> UInt64? {
         let serials = serials(of: identity)
-        if let truncated = serials.first(where: { generations[$0]?.transition == .truncated }) {
+        if let truncated = serials.last(where: { generations[$0]?.isOverwritten == true && (generations[$0]?.sealedEnd ?? 0) >= offset }) {
             return generations[truncated]?.successor
         }
         return serials.last

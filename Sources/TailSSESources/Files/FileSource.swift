@@ -131,13 +131,31 @@ public final class FileSource: ManagedSource {
         } catch {
             return .failure(ResumeFailure(description: "\(error.description); starting from the tail"))
         }
+        var (position, rewritten) = await resolveInTable(id)
+        if let position { return .success(position) }
+        // Not in a generation this process holds: the follower may not have seen yet a truncation
+        // or rotation that happened after this id's line. It looks first, so the id is resolved
+        // against what it then holds (a truncated file's copy included), never beside it.
+        await watcher.sync(self)
+        (position, rewritten) = await resolveInTable(id)
+        if let position { return .success(position) }
+        if let position = await resumeInCopy(of: id) { return .success(position) }
+        if rewritten {
+            return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
+        }
+        return await resumeInRotated(id)
+    }
+
+    /// The position of `id` in a generation this process holds; `rewritten` when one of its file
+    /// holds other bytes there.
+    private func resolveInTable(_ id: FileEventID) async -> (FilePosition?, rewritten: Bool) {
         var rewritten = false
         for serial in table.withLock({ $0.serials(of: id.file) }) {
             guard let generation = table.withLock({ $0[serial] }) else { continue }
             if generation.isOverwritten {
                 // Its bytes are gone from the file: only an id at its very end is known to be right.
                 if id.offset == generation.sealedEnd, id.check == generation.endCheck {
-                    return .success(FilePosition(generation: serial, offset: id.offset))
+                    return (FilePosition(generation: serial, offset: id.offset), false)
                 }
                 continue
             }
@@ -146,16 +164,18 @@ public final class FileSource: ManagedSource {
                 let end = try generation.sealedEnd ?? file.size()
                 return try id.offset <= end && PositionCheck(of: file.history(before: id.offset)).value == id.check
             }
-            if verdict == true { return .success(FilePosition(generation: serial, offset: id.offset)) }
+            if verdict == true { return (FilePosition(generation: serial, offset: id.offset), false) }
             if verdict == false { rewritten = true }
         }
-        if let position = await resumeInCopy(of: id) { return .success(position) }
-        if rewritten {
-            return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
-        }
+        return (nil, rewritten)
+    }
+
+    /// The position of `id` in a rotated file beside the followed one, read before the generations
+    /// rotated after it (``RotatedGenerations/openChain(from:)``).
+    private func resumeInRotated(_ id: FileEventID) async -> Result<FilePosition, ResumeFailure> {
         let rotations = self.rotations
         let chain = await runBlocking { () -> [(OpenFile, Int64)]? in
-            let files = rotations.openChain(from: id.file)
+            let files = rotations.openChain(from: id.file, offset: id.offset, check: id.check)
             guard let first = files.first else { return nil }
             let size = try first.size()
             guard id.offset <= size, try PositionCheck(of: first.history(before: id.offset)).value == id.check else { return nil }
@@ -173,7 +193,7 @@ public final class FileSource: ManagedSource {
     /// position in the copy the rotation left beside it, which is followed by the file's content
     /// after the truncation.
     private func resumeInCopy(of id: FileEventID) async -> FilePosition? {
-        guard let successor = table.withLock({ $0.generationAfterTruncation(of: id.file) }) else { return nil }
+        guard let successor = table.withLock({ $0.generationAfterTruncation(of: id.file, offset: id.offset) }) else { return nil }
         let rotations = self.rotations
         guard let found = await runBlocking({ () -> (OpenFile, Int64)? in
             guard let copy = rotations.openCopy(of: id.file, offset: id.offset, check: id.check) else { return nil }
