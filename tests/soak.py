@@ -74,6 +74,7 @@ class ChaosConfig:
 # -- writers -------------------------------------------------------------------------------------
 
 ROTATIONS = ("rename", "burst", "copytruncate")
+LETTERS = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=:/"
 
 
 class ChaosWriter(threading.Thread):
@@ -119,7 +120,9 @@ class ChaosWriter(threading.Thread):
 
     def _text(self) -> str:
         i = len(self.written)
-        return f"{self.source}-{i:07d}-" + "x" * self.rng.randint(0, 60)
+        # Varied text, as in a real log: ids check the 16 bytes before their offset, which cannot
+        # tell apart two contents of a file (before and after a truncation) that end alike there.
+        return f"{self.source}-{i:07d}-" + "".join(self.rng.choices(LETTERS, k=self.rng.randint(0, 60)))
 
     def _line(self, fd: int, split_ok: bool = True) -> None:
         text = self._text()

@@ -111,6 +111,7 @@ final class FileFollower {
         let serial = source.table.withLock { table in
             let serial = table.advance(end: 0, to: opened, transition: nil)
             table.committedEnd = start
+            table.committedCheck = PositionCheck(of: history).value
             return serial
         }
         source.log.append([LogRecord(
@@ -160,12 +161,14 @@ final class FileFollower {
         }
         let serial = source.table.withLock { $0.active }
         var records: [LogRecord<FilePosition>] = []
+        var check: UInt32 = 0
         bytes.withUnsafeBytes { raw in
             splitter.consume(raw) { line in
                 records.append(Self.record(line, serial: serial, identity: identity))
+                check = line.check
             }
         }
-        commit(records)
+        commit(records, check: check)
     }
 
     private static func record(_ line: SplitLine, serial: UInt64, identity: FileIdentity) -> LogRecord<FilePosition> {
@@ -177,18 +180,26 @@ final class FileFollower {
         )
     }
 
-    private func commit(_ records: [LogRecord<FilePosition>]) {
+    /// `check`: the ``PositionCheck`` at the last record's end.
+    private func commit(_ records: [LogRecord<FilePosition>], check: UInt32) {
         guard let last = records.last else { return }
         source.log.append(records)
-        source.table.withLock { $0.committedEnd = last.to.offset }
+        source.table.withLock {
+            $0.committedEnd = last.to.offset
+            $0.committedCheck = check
+        }
     }
 
     /// Publishes a held partial line: the generation ends here.
     private func flushHeld(identity: FileIdentity) {
         let serial = source.table.withLock { $0.active }
         var records: [LogRecord<FilePosition>] = []
-        splitter.flush { line in records.append(Self.record(line, serial: serial, identity: identity)) }
-        commit(records)
+        var check: UInt32 = 0
+        splitter.flush { line in
+            records.append(Self.record(line, serial: serial, identity: identity))
+            check = line.check
+        }
+        commit(records, check: check)
     }
 
     private func truncate(_ current: OpenFile) {

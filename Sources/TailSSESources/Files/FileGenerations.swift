@@ -18,6 +18,9 @@ struct Generation: Sendable {
     /// own: the copy a copytruncate rotation left of the file before truncating it (same bytes at
     /// the same offsets). `nil`: `file`'s own.
     var named: FileIdentity?
+    /// The identity of the file once its descriptor was let go (``GenerationTable/openSealedFiles``),
+    /// so a client still reading the generation can open it again.
+    var released: FileIdentity?
     /// Where the generation ended, once it has (`nil` while it is the active one).
     var sealedEnd: Int64?
     /// The generation that follows, once this one has ended.
@@ -28,7 +31,7 @@ struct Generation: Sendable {
     /// place (its bytes are gone from the file), so an id at its end still resumes exactly.
     var endCheck: UInt32?
 
-    var identity: FileIdentity? { named ?? file?.identity }
+    var identity: FileIdentity? { named ?? file?.identity ?? released }
 
     /// `true` when the file was truncated in place after this generation: its bytes are gone.
     var isOverwritten: Bool { transition == .truncated && endCheck != nil }
@@ -47,6 +50,9 @@ struct GenerationTable: Sendable {
     private(set) var active: UInt64
     /// End of the last line the follower has published in the active generation.
     var committedEnd: Int64 = 0
+    /// The ``PositionCheck`` of the bytes before `committedEnd`: a client reading the active file
+    /// itself verifies the file still holds them (it may have been truncated since).
+    var committedCheck: UInt32 = 0
     private var nextSerial: UInt64
 
     /// Starts with generation 0: before the file was found.
@@ -69,6 +75,7 @@ struct GenerationTable: Sendable {
         generations[active]?.transition = transition
         active = serial
         committedEnd = 0
+        committedCheck = 0
         closeOldSealedFiles()
         return serial
     }
@@ -77,16 +84,36 @@ struct GenerationTable: Sendable {
     /// the given size; the newest is followed by the generation this process followed first, or
     /// by a known generation of the same file. Returns the first file's generation.
     mutating func addDetachedChain(_ files: [(file: OpenFile, end: Int64)]) -> UInt64 {
-        var successor = order.first { generations[$0]?.file != nil } ?? active
+        // The oldest generation of a file here (also one whose descriptor was let go: a client
+        // opens it again), never one after it.
+        var successor = order.first { generations[$0]?.identity != nil } ?? active
         for (file, end) in files.reversed() {
+            // A copytruncate copy read as a generation of the followed file (its ids name that
+            // file) is the same content: the chain goes on there, it is not read twice.
+            if let copy = order.last(where: {
+                generations[$0]?.named != nil && (generations[$0]?.file?.identity ?? generations[$0]?.released) == file.identity
+            }) {
+                successor = copy
+                continue
+            }
             if let known = serials(of: file.identity).last {
-                if generations[known]?.file == nil { generations[known]?.file = file }
+                if generations[known]?.file == nil, generations[known]?.named == nil {
+                    generations[known]?.file = file
+                    generations[known]?.released = nil
+                }
                 successor = known
                 continue
             }
             successor = insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .rotated))
         }
         return successor
+    }
+
+    /// Gives generation `serial`, whose descriptor was let go, its file again (opened anew).
+    mutating func reattach(_ file: OpenFile, to serial: UInt64) {
+        guard generations[serial]?.file == nil, generations[serial]?.released == file.identity else { return }
+        generations[serial]?.file = file
+        generations[serial]?.released = nil
     }
 
     /// Reads the active generation from `copy` from now on: the copy a copytruncate rotation left
@@ -130,6 +157,8 @@ struct GenerationTable: Sendable {
         for serial in order.reversed() where generations[serial]?.sealedEnd != nil && generations[serial]?.file != nil {
             open += 1
             if open > Self.openSealedFiles, generations[serial]?.file?.identity != generations[active]?.file?.identity {
+                let released = generations[serial]?.file?.identity
+                generations[serial]?.released = released
                 generations[serial]?.file = nil
             }
         }

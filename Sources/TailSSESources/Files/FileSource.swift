@@ -159,7 +159,13 @@ public final class FileSource: ManagedSource {
                 }
                 continue
             }
-            guard let file = generation.file else { continue }
+            var file = generation.file
+            if file == nil, let released = generation.released {
+                let rotations = self.rotations
+                file = await runBlocking { rotations.reopen(released) } ?? nil
+                if let file { table.withLock { $0.reattach(file, to: serial) } }
+            }
+            guard let file else { continue }
             let verdict = await runBlocking { () -> Bool in
                 let end = try generation.sealedEnd ?? file.size()
                 return try id.offset <= end && PositionCheck(of: file.history(before: id.offset)).value == id.check
@@ -254,7 +260,18 @@ public final class FileSource: ManagedSource {
     func eventID(at position: FilePosition) -> String? {
         guard let generation = table.withLock({ $0[position.generation] }), let file = generation.file else { return nil }
         let history = (try? file.history(before: position.offset)) ?? []
+        // Fewer bytes than the position needs: the file was truncated and the follower has not
+        // looked yet (``settledEventID(at:)``); an id without them could never be resumed.
+        guard history.count == min(PositionCheck.windowSize, Int(clamping: position.offset)) else { return nil }
         return FileEventID(file: generation.identity ?? file.identity, offset: position.offset, check: PositionCheck(of: history).value).description
+    }
+
+    /// ``eventID(at:)``, after letting the follower look at the file when the file no longer holds
+    /// the bytes before the position (truncated; the follower then reads it from its copy).
+    func settledEventID(at position: FilePosition) async -> String? {
+        if let id = await runBlocking({ [self] in eventID(at: position) }) ?? nil { return id }
+        await watcher.sync(self)
+        return await runBlocking { [self] in eventID(at: position) } ?? nil
     }
 
     var directoryPath: String {

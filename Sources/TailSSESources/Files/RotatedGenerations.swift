@@ -48,6 +48,15 @@ struct RotatedGenerations {
         }
     }
 
+    /// Opens again the followed generation `identity` lying beside the file under a rotation name,
+    /// if it still starts as recorded; `nil` otherwise.
+    func reopen(_ identity: FileIdentity) -> OpenFile? {
+        guard let sibling = list(device: identity.device).first(where: { $0.identity == identity }),
+              case .opened(let file) = open(sibling, after: nil)
+        else { return nil }
+        return file
+    }
+
     /// Opens the rotated files written after the followed file `identity` (which has been renamed
     /// away), oldest first; `[]` when it does not lie beside under a rotation name.
     func openGenerations(after identity: FileIdentity) -> [OpenFile] {
