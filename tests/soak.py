@@ -51,6 +51,7 @@ class ChaosConfig:
     rate: float = 80.0             # lines per second and source (on average; in bursts)
     rotate_every: tuple[int, int] = (60, 220)   # lines between rotations of a source
     catch_up_seconds: float = 120.0             # after the writers stop, every client must be done
+    rotations: tuple[str, ...] = ("rename", "burst", "copytruncate")   # the kinds the writers use
 
     @classmethod
     def from_env(cls, **defaults) -> "ChaosConfig":
@@ -62,13 +63,17 @@ class ChaosConfig:
             value = env.get(f"SOAK_{name.upper()}")
             if value:
                 setattr(cfg, name, kind(value))
+        if env.get("SOAK_ROTATIONS"):
+            cfg.rotations = tuple(k for k in env["SOAK_ROTATIONS"].split(",") if k)
+            assert set(cfg.rotations) <= set(ROTATIONS) and cfg.rotations, f"SOAK_ROTATIONS: any of {ROTATIONS}"
         if cfg.restarts and cfg.seconds < 2 * cfg.restarts:
             raise ValueError("SOAK_SECONDS too short for SOAK_RESTARTS")
         return cfg
 
     def describe(self) -> str:
         return (f"SOAK_SEED={self.seed} SOAK_SECONDS={self.seconds:g} SOAK_CLIENTS={self.clients} "
-                f"SOAK_SOURCES={self.sources} SOAK_RESTARTS={self.restarts} SOAK_RATE={self.rate:g}")
+                f"SOAK_SOURCES={self.sources} SOAK_RESTARTS={self.restarts} SOAK_RATE={self.rate:g} "
+                f"SOAK_ROTATIONS={','.join(self.rotations)}")
 
 
 # -- writers -------------------------------------------------------------------------------------
@@ -85,7 +90,8 @@ class ChaosWriter(threading.Thread):
     every kind. `request(kind)` asks for a rotation now (the orchestrator: while tailsse is down).
     """
 
-    def __init__(self, name: str, path: Path, seed: int, rate: float, rotate_every: tuple[int, int]) -> None:
+    def __init__(self, name: str, path: Path, seed: int, rate: float, rotate_every: tuple[int, int],
+                 kinds: tuple[str, ...] = ROTATIONS) -> None:
         super().__init__(daemon=True, name=f"writer-{name}")
         self.source = name
         self.path = Path(path)
@@ -104,9 +110,10 @@ class ChaosWriter(threading.Thread):
         self.t0 = time.monotonic()   # the run's start, for the log
         # While tailsse is down (set by the orchestrator): copytruncates so far; None while it is up.
         self.down_copytruncates: int | None = None
-        kinds = list(ROTATIONS)
-        self.rng.shuffle(kinds)
-        self._kinds = kinds
+        self.kinds = kinds
+        first = list(kinds)
+        self.rng.shuffle(first)
+        self._kinds = first
 
     # -- file operations ---------------------------------------------------------------------
     def _open(self) -> int:
@@ -183,6 +190,8 @@ class ChaosWriter(threading.Thread):
         return fd
 
     def _rotate(self, fd: int, kind: str) -> int:
+        if kind not in self.kinds:
+            kind = "rename"
         if kind == "copytruncate" and self.down_copytruncates is not None:
             # README promises resume across one copytruncate while tailsse is down, not two.
             if self.down_copytruncates >= 1:
@@ -214,7 +223,8 @@ class ChaosWriter(threading.Thread):
     def _next_kind(self) -> str:
         if self._kinds:
             return self._kinds.pop()
-        return self.rng.choices(ROTATIONS, weights=(0.45, 0.25, 0.30))[0]
+        weights = {"rename": 0.45, "burst": 0.25, "copytruncate": 0.30}
+        return self.rng.choices(self.kinds, weights=[weights[k] for k in self.kinds])[0]
 
     def run(self) -> None:
         try:
@@ -507,7 +517,7 @@ class Chaos:
         srv.pin_port()
         subsets = self._subsets()
         start_ids = self._start_ids(srv, subsets)
-        writers = {n: ChaosWriter(n, self.paths[n], self.rng.randrange(2 ** 31), cfg.rate, cfg.rotate_every)
+        writers = {n: ChaosWriter(n, self.paths[n], self.rng.randrange(2 ** 31), cfg.rate, cfg.rotate_every, cfg.rotations)
                    for n in self.names}
         final: dict[str, int] = {}
 
