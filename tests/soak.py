@@ -627,12 +627,18 @@ class Chaos:
                 if got != expected:
                     problems.append(f"source {s}: " + first_divergence(expected, got, c.ids[s]))
             if problems:
+                # The reconnects just before the first divergence (a client's lines so far count
+                # every source, so for several sources this is approximate), and the last ones.
+                first = min((next((i for i, (a, b) in enumerate(zip(result.written[s], c.received[s])) if a != b),
+                                  min(len(result.written[s]), len(c.received[s]))) for s in c.sources), default=0)
+                near = [h for h in c.history if h[2] <= first * len(c.sources)][-3:]
+                shown = near + [h for h in c.history[-3:] if h not in near]
                 recent = "; ".join(f"{t - c.history[0][0]:.2f}s {lid[:90]!r} after {n}"
-                                   for t, lid, n in c.history[-4:]) if c.history else "none"
+                                   for t, lid, n in shown) if c.history else "none"
                 result.failures.append(
                     f"client {c.index} ({'/events ' if len(c.sources) > 1 else ''}{','.join(c.sources)}; "
                     f"{c.connections} connections, {sum(len(v) for v in c.received.values())} lines): "
-                    + "\n  ".join(problems) + f"\n  last reconnects: {recent}")
+                    + "\n  ".join(problems) + f"\n  reconnects before the divergence, and the last: {recent}")
         if result.failures:
             for n, w in result.writers.items():
                 result.context.append(f"writer {n} (seconds into the run/lines written/what): " + ", ".join(
