@@ -188,6 +188,11 @@ public final class FileSource: ManagedSource {
             return try files.map { ($0, try $0.size()) }
         }
         if let chain = chain ?? nil {
+            // Rotations may have come since the follower last looked (a burst): it drains them now,
+            // so every file of the chain it has not followed yet becomes its generation, which the
+            // chain then goes on with. Added before, they would be files it skips (lost for live
+            // clients) and the chain would go on with the oldest generation here (sent twice).
+            await watcher.sync(self)
             let serial = table.withLock { $0.addDetachedChain(chain) }
             logger.debug("resuming in a rotated file", metadata: ["identity": .string(id.file.description), "files": .stringConvertible(chain.count)])
             return .success(FilePosition(generation: serial, offset: id.offset))
