@@ -49,7 +49,7 @@ SWIFT_RELEASE := $(SWIFT) build -c release --static-swift-stdlib --disable-local
 	--scratch-path $(STATIC_BUILD) --product tailsse
 BUILT ?= $(STATIC_BUILD)/release/tailsse
 
-.PHONY: run build release test test-unit test-integration test-unit-files bench fuzz deps-run deps-test deps-deb venv clean install uninstall deb
+.PHONY: run build release test test-unit test-integration test-unit-files bench fuzz soak deps-run deps-test deps-deb venv clean install uninstall deb
 
 run: deps-run release
 	@echo "tailsse: open http://$(LISTEN)/ — or: curl -N http://$(LISTEN)/sources/NAME"
@@ -83,6 +83,24 @@ fuzz: deps-test venv release
 	TAILSSE_FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) TAILSSE_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test -c release --skip-build --filter FuzzTests
 	TAILSSE_HTTP_FUZZ_REQUESTS=$(FUZZ_HTTP_REQUESTS) TAILSSE_FUZZ_SEED=$(FUZZ_SEED) TAILSSE_BIN=$(CURDIR)/$(BUILT) \
 		$(VENV)/bin/python -m pytest -q -s tests/test_fuzz_http.py
+
+# The chaos tests of tests/test_chaos.py scaled up (`make test` runs them short): SOAK_CLIENTS
+# reconnecting clients on SOAK_SOURCES log files written at SOAK_RATE lines/s each for SOAK_SECONDS,
+# rotated by rename (also in bursts) and copytruncate, tailsse killed with SIGKILL SOAK_RESTARTS
+# times; SOAK_SEED to vary or repeat the schedule (a random one is printed with the result), and
+# SOAK_ROTATIONS (e.g. rename,burst) to narrow the rotations.
+SOAK_SECONDS ?= 300
+SOAK_CLIENTS ?= 100
+SOAK_SOURCES ?= 4
+SOAK_RESTARTS ?= 12
+SOAK_RATE ?= 150
+SOAK_SEED ?=
+SOAK_ROTATIONS ?=
+soak: deps-test venv release
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) SOAK_SOURCES=$(SOAK_SOURCES) \
+		SOAK_RESTARTS=$(SOAK_RESTARTS) SOAK_RATE=$(SOAK_RATE) SOAK_SEED=$(SOAK_SEED) SOAK_ROTATIONS=$(SOAK_ROTATIONS) \
+		SOAK_CATCH_UP_SECONDS=$$(( $(SOAK_SECONDS) > 120 ? $(SOAK_SECONDS) : 120 )) TAILSSE_BIN=$(CURDIR)/$(BUILT) \
+		$(VENV)/bin/python -m pytest -q -s tests/test_chaos.py
 
 test-integration: deps-test venv release
 	TAILSSE_BIN=$(CURDIR)/$(BUILT) $(VENV)/bin/python -m pytest -q tests

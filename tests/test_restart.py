@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 
@@ -154,3 +155,49 @@ def test_restarts_under_a_reconnecting_client(tailsse, logdir, sig):
         assert client.received == writer.written, first_difference(writer.written, client.received)
     print(f"{len(writer.written)} lines, {writer.rotations} rotations, {client.connections} connections, "
           f"{client.refused} refused, markers {client.markers}")
+
+
+def test_resume_into_a_file_copytruncated_after_a_restart(tailsse, logdir):
+    """The file was renamed away while tailsse was down (the client's id is
+    in it), the new file then copytruncated (its copy lies between the two by name) and rotated on:
+    a client resuming from the old file gets the new file's first content once (not from the copy
+    as a rotated file and then again as the generation that reads the copy)."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    srv.pin_port()
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "x-1 first line of x\nx-2 second line of x\n")
+        last = s.wait_messages(2)[-1].own_id
+    srv.kill()
+
+    def shift():
+        n = 1
+        while (logdir / f"app.log.{n}").exists():
+            n += 1
+        for k in range(n - 1, 0, -1):
+            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
+
+    shift()
+    os.rename(log, logdir / "app.log.1")
+    append(log, "y-1 content one of y\ny-2 content one of y\n")
+    srv.start()
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        shift()
+        shutil.copyfile(log, logdir / "app.log.1")
+        os.truncate(log, 0)
+        append(log, "y-3 content two of y\n")
+        s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "y-3 content two of y" for e in st.events),
+                   20, "y-3")
+        for i in range(6):   # rotated on, so the first generations' descriptors are let go
+            shift()
+            os.rename(log, logdir / "app.log.1")
+            append(log, f"z-{i} more\n")
+            s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == f"z-{i} more" for e in st.events),
+                       20, f"z-{i}")
+    expected = ["y-1 content one of y", "y-2 content one of y", "y-3 content two of y"] + [f"z-{i} more" for i in range(6)]
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "z-5 more" for e in st.events), 20, "z-5")
+        assert s.texts() == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -99,6 +100,44 @@ def test_copytruncate_then_immediate_shorter_write(tailsse, logdir):
         s.wait_messages(22)
         assert kinds(s.events) == [("message", x) for x in before] + [
             ("truncated", None), ("message", "after-1"), ("message", "after-2")]
+
+
+@pytest.mark.parametrize("rewritten", [False, True], ids=["truncated", "truncated-and-rewritten"])
+def test_copytruncate_of_lines_not_read_yet(tailsse, logdir, rewritten):
+    """Lines appended just before a copytruncate, before the follower read them (tailsse is stopped
+    with SIGSTOP meanwhile, so it cannot), are in the copy beside the file: the live stream, a
+    client resuming behind them and one resuming after a restart get them, then `truncated`.
+    (Found by the chaos test: they were lost for every client, and a client behind in the old
+    content while connected got a `reset`.)"""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "a-1\n")
+        first = s.wait_messages(1)[0].own_id
+        os.kill(srv.pid, signal.SIGSTOP)
+        try:
+            append(log, "a-2\na-3 not read before the copy\n")
+            shutil.copyfile(log, logdir / "app.log.1")
+            os.truncate(log, 0)
+            if rewritten:   # and longer than before the follower looks again
+                append(log, "b-0, a line longer than all that came before it\n")
+        finally:
+            os.kill(srv.pid, signal.SIGCONT)
+        append(log, "b-1\n")
+        expected = [("message", "a-1"), ("message", "a-2"), ("message", "a-3 not read before the copy"),
+                    ("truncated", None)] + ([("message", "b-0, a line longer than all that came before it")]
+                                            if rewritten else []) + [("message", "b-1")]
+        s.wait_for(lambda st: kinds(st.events)[-1:] == [("message", "b-1")], 20, "b-1")
+        assert kinds(s.events) == expected
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=first) as s:
+        s.wait_for(lambda st: kinds(st.events)[-1:] == [("message", "b-1")], 20, "b-1")
+        assert kinds(s.events) == expected[1:]
+    srv.restart()
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=first) as s:
+        s.wait_for(lambda st: kinds(st.events)[-1:] == [("message", "b-1")], 20, "b-1")
+        assert kinds(s.events) == expected[1:]
 
 
 def test_delete_and_recreate(tailsse, logdir):

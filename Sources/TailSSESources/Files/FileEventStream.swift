@@ -27,7 +27,7 @@ final class FileEventStream: EventStream {
 
     func currentID() async -> String? {
         let position = cursor.position
-        return await runBlocking { [source] in source.eventID(at: position) } ?? nil
+        return await source.settledEventID(at: position)
     }
 
     func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
@@ -54,7 +54,7 @@ final class FileEventStream: EventStream {
     /// Moves the position forward by reading the file (or the generation table) directly.
     private func catchUp(from position: FilePosition, into buffer: inout ByteBuffer) async -> CatchUp {
         let lookup = source.table.withLock { table in
-            (table[position.generation], table.active, table.committedEnd)
+            (table[position.generation], table.active, table.committedEnd, table.committedCheck)
         }
         guard let generation = lookup.0 else {
             let target = await source.tailPosition(.last(0))
@@ -68,6 +68,13 @@ final class FileEventStream: EventStream {
                 return .progressed
             }
             if generation.file == nil {
+                // Its descriptor was let go (only a few sealed generations keep theirs): open the
+                // rotated file again where it lies, under the rules of resume ids.
+                if let released = generation.released,
+                   let file = await runBlocking({ [source] in source.rotations.reopen(released) }) ?? nil {
+                    source.table.withLock { $0.reattach(file, to: position.generation) }
+                    return .progressed
+                }
                 moveToStart(of: successor, marker: (.reset, "the rest of a rotated file is no longer kept open; continuing with the file that replaced it"), into: &buffer)
                 return .progressed
             }
@@ -78,7 +85,7 @@ final class FileEventStream: EventStream {
             return await read(generation: generation, from: position, limit: sealedEnd, sealed: true, into: &buffer)
         }
         guard position.generation == lookup.1, position.offset < lookup.2 else { return .waitForFollower }
-        return await read(generation: generation, from: position, limit: lookup.2, sealed: false, into: &buffer)
+        return await read(generation: generation, from: position, limit: lookup.2, sealed: false, verify: lookup.3, into: &buffer)
     }
 
     private static func emit(
@@ -110,7 +117,10 @@ final class FileEventStream: EventStream {
 
     /// Reads lines from `position` up to `limit` (a line boundary of the follower, or a sealed end,
     /// where a final partial line is flushed).
-    private func read(generation: Generation, from position: FilePosition, limit: Int64, sealed: Bool, into buffer: inout ByteBuffer) async -> CatchUp {
+    /// `verify`: for the active generation, the check of the bytes before `limit`; when the file no
+    /// longer holds them (truncated before the follower looked), nothing read is sent: the follower
+    /// seals the generation first (reading its rest from the copy, if one is beside it).
+    private func read(generation: Generation, from position: FilePosition, limit: Int64, sealed: Bool, verify: UInt32? = nil, into buffer: inout ByteBuffer) async -> CatchUp {
         guard let file = generation.file else { return .waitForFollower }
         let maxLineBytes = source.maxLineBytes
         let encoder = self.encoder
@@ -125,12 +135,16 @@ final class FileEventStream: EventStream {
             var output = ByteBufferAllocator().buffer(capacity: bytes.count + bytes.count / 2 + 256)
             var reached = position.offset
             var lines = 0
-            let identity = file.identity
+            let identity = generation.identity ?? file.identity
             bytes.withUnsafeBytes { raw in
                 splitter.consume(raw) { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
             }
             if sealed, position.offset + Int64(bytes.count) >= limit {
                 splitter.flush { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
+            }
+            // Verified after the read: a file truncated since held other bytes when it was read.
+            if let verify, limit > 0, try PositionCheck(of: file.history(before: limit)).value != verify {
+                return (output, position.offset, 0)
             }
             return (output, reached, lines)
         }

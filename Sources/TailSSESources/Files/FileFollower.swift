@@ -113,6 +113,7 @@ final class FileFollower {
         let serial = source.table.withLock { table in
             let serial = table.advance(end: 0, to: opened, transition: nil)
             table.committedEnd = start
+            table.committedCheck = PositionCheck(of: history).value
             return serial
         }
         source.log.append([LogRecord(
@@ -138,7 +139,8 @@ final class FileFollower {
                 return
             }
             if buffer.isEmpty { return }
-            publish(buffer, from: current)
+            publish(buffer, identity: current.identity)
+            recordFingerprint(of: current)
             if buffer.count < Self.readSize { return }
         }
     }
@@ -153,7 +155,7 @@ final class FileFollower {
         return bytes.count == window.count && bytes != window
     }
 
-    private func publish(_ bytes: [UInt8], from current: OpenFile) {
+    private func publish(_ bytes: [UInt8], identity: FileIdentity) {
         if bytes.count >= PositionCheck.windowSize {
             window = Array(bytes.suffix(PositionCheck.windowSize))
         } else {
@@ -161,14 +163,14 @@ final class FileFollower {
         }
         let serial = source.table.withLock { $0.active }
         var records: [LogRecord<FilePosition>] = []
-        let identity = current.identity
+        var check: UInt32 = 0
         bytes.withUnsafeBytes { raw in
             splitter.consume(raw) { line in
                 records.append(Self.record(line, serial: serial, identity: identity))
+                check = line.check
             }
         }
-        commit(records)
-        recordFingerprint(of: current)
+        commit(records, check: check)
     }
 
     private static func record(_ line: SplitLine, serial: UInt64, identity: FileIdentity) -> LogRecord<FilePosition> {
@@ -180,10 +182,14 @@ final class FileFollower {
         )
     }
 
-    private func commit(_ records: [LogRecord<FilePosition>]) {
+    /// `check`: the ``PositionCheck`` at the last record's end.
+    private func commit(_ records: [LogRecord<FilePosition>], check: UInt32) {
         guard let last = records.last else { return }
         source.log.append(records)
-        source.table.withLock { $0.committedEnd = last.to.offset }
+        source.table.withLock {
+            $0.committedEnd = last.to.offset
+            $0.committedCheck = check
+        }
         source.meter.read(lines: records.count)
     }
 
@@ -191,21 +197,27 @@ final class FileFollower {
     private func flushHeld(identity: FileIdentity) {
         let serial = source.table.withLock { $0.active }
         var records: [LogRecord<FilePosition>] = []
-        splitter.flush { line in records.append(Self.record(line, serial: serial, identity: identity)) }
-        commit(records)
+        var check: UInt32 = 0
+        splitter.flush { line in
+            records.append(Self.record(line, serial: serial, identity: identity))
+            check = line.check
+        }
+        commit(records, check: check)
     }
 
     private func truncate(_ current: OpenFile) {
+        source.followed.recordTruncation(of: current.identity)
+        let copy = readRestFromCopy(of: current)
         flushHeld(identity: current.identity)
         let end = splitter.emittedOffset
-        let endCheck = PositionCheck(of: window).value
+        // Without a copy the generation's bytes are gone: only an id at its end can resume.
+        let endCheck = copy == nil ? PositionCheck(of: window).value : nil
         let (previous, serial) = source.table.withLock { table in
             let previous = table.active
             return (previous, table.advance(end: end, endCheck: endCheck, to: current, transition: .truncated))
         }
         splitter.reset(offset: 0)
         window = []
-        source.followed.recordTruncation(of: current.identity)
         recordFingerprint(of: current, force: true)
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
@@ -213,6 +225,31 @@ final class FileFollower {
             event: .marker(.truncated, id: FileEventID.start(of: current.identity).description, message: Self.message(for: .truncated))
         )])
         source.logger.info("file truncated; reading from the start", metadata: ["path": .string(source.path)])
+    }
+
+    /// copytruncate: the copy the rotation left beside `current` before truncating it holds the
+    /// generation's bytes at the same offsets, also the lines written after our last read. Reads the
+    /// rest of the generation from the copy, and clients still behind in it read it there too.
+    /// `nil` when no copy beside the file holds our position (a truncation without a copy, or
+    /// nothing read yet to recognise it by): what we had not read is gone.
+    private func readRestFromCopy(of current: OpenFile) -> OpenFile? {
+        guard splitter.consumedOffset > 0 else { return nil }
+        let check = PositionCheck(of: window).value
+        guard let copy = source.rotations.openCopy(of: current.identity, offset: splitter.consumedOffset, check: check)
+        else { return nil }
+        source.table.withLock { $0.readActive(from: copy) }
+        while true {
+            do {
+                try copy.read(at: splitter.consumedOffset, count: Self.readSize, into: &buffer)
+            } catch {
+                break
+            }
+            if buffer.isEmpty { break }
+            publish(buffer, identity: current.identity)
+            if buffer.count < Self.readSize { break }
+        }
+        source.logger.info("file truncated; read the rest of it from its copy", metadata: ["path": .string(source.path)])
+        return copy
     }
 
     private func rotate(to replacement: OpenFile) {

@@ -14,6 +14,13 @@ public struct FilePosition: Hashable, Sendable {
 struct Generation: Sendable {
     /// The open file, or `nil` for the generation before the file existed.
     var file: OpenFile?
+    /// The identity the generation's ids name when its bytes are read from another file than its
+    /// own: the copy a copytruncate rotation left of the file before truncating it (same bytes at
+    /// the same offsets). `nil`: `file`'s own.
+    var named: FileIdentity?
+    /// The identity of the file once its descriptor was let go (``GenerationTable/openSealedFiles``),
+    /// so a client still reading the generation can open it again.
+    var released: FileIdentity?
     /// Where the generation ended, once it has (`nil` while it is the active one).
     var sealedEnd: Int64?
     /// The generation that follows, once this one has ended.
@@ -24,7 +31,7 @@ struct Generation: Sendable {
     /// place (its bytes are gone from the file), so an id at its end still resumes exactly.
     var endCheck: UInt32?
 
-    var identity: FileIdentity? { file?.identity }
+    var identity: FileIdentity? { named ?? file?.identity ?? released }
 
     /// `true` when the file was truncated in place after this generation: its bytes are gone.
     var isOverwritten: Bool { transition == .truncated && endCheck != nil }
@@ -43,6 +50,9 @@ struct GenerationTable: Sendable {
     private(set) var active: UInt64
     /// End of the last line the follower has published in the active generation.
     var committedEnd: Int64 = 0
+    /// The ``PositionCheck`` of the bytes before `committedEnd`: a client reading the active file
+    /// itself verifies the file still holds them (it may have been truncated since).
+    var committedCheck: UInt32 = 0
     private var nextSerial: UInt64
 
     /// Starts with generation 0: before the file was found.
@@ -65,6 +75,7 @@ struct GenerationTable: Sendable {
         generations[active]?.transition = transition
         active = serial
         committedEnd = 0
+        committedCheck = 0
         closeOldSealedFiles()
         return serial
     }
@@ -73,10 +84,23 @@ struct GenerationTable: Sendable {
     /// the given size; the newest is followed by the generation this process followed first, or
     /// by a known generation of the same file. Returns the first file's generation.
     mutating func addDetachedChain(_ files: [(file: OpenFile, end: Int64)]) -> UInt64 {
-        var successor = order.first { generations[$0]?.file != nil } ?? active
+        // The oldest generation of a file here (also one whose descriptor was let go: a client
+        // opens it again), never one after it.
+        var successor = order.first { generations[$0]?.identity != nil } ?? active
         for (file, end) in files.reversed() {
+            // A copytruncate copy read as a generation of the followed file (its ids name that
+            // file) is the same content: the chain goes on there, it is not read twice.
+            if let copy = order.last(where: {
+                generations[$0]?.named != nil && (generations[$0]?.file?.identity ?? generations[$0]?.released) == file.identity
+            }) {
+                successor = copy
+                continue
+            }
             if let known = serials(of: file.identity).last {
-                if generations[known]?.file == nil { generations[known]?.file = file }
+                if generations[known]?.file == nil, generations[known]?.named == nil {
+                    generations[known]?.file = file
+                    generations[known]?.released = nil
+                }
                 successor = known
                 continue
             }
@@ -85,17 +109,39 @@ struct GenerationTable: Sendable {
         return successor
     }
 
-    /// Adds the copy a copytruncate rotation left of a generation of the followed file before it
-    /// was truncated: read to `end`, then `successor` follows after a `truncated` marker.
-    mutating func addCopy(_ file: OpenFile, end: Int64, before successor: UInt64) -> UInt64 {
-        insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated))
+    /// Gives generation `serial`, whose descriptor was let go, its file again (opened anew).
+    mutating func reattach(_ file: OpenFile, to serial: UInt64) {
+        guard generations[serial]?.file == nil, generations[serial]?.released == file.identity else { return }
+        generations[serial]?.file = file
+        generations[serial]?.released = nil
     }
 
-    /// The generation that followed the newest truncation of `identity` in place, or (none seen by
-    /// this process) its first generation here.
-    func generationAfterTruncation(of identity: FileIdentity) -> UInt64? {
+    /// Reads the active generation from `copy` from now on: the copy a copytruncate rotation left
+    /// of its file before truncating it in place. Its ids go on naming the file.
+    mutating func readActive(from copy: OpenFile) {
+        guard let own = generations[active]?.identity else { return }
+        generations[active]?.named = own
+        generations[active]?.file = copy
+    }
+
+    /// Adds the copy a copytruncate rotation left of a generation of the followed file before it
+    /// was truncated: read to `end`, then `successor` follows after a `truncated` marker.
+    /// Every client resuming there shares one such generation (many of them would push the
+    /// generations clients are reading out of the table).
+    mutating func addCopy(_ file: OpenFile, end: Int64, before successor: UInt64) -> UInt64 {
+        if let known = serials(of: file.identity).first(where: { generations[$0]?.successor == successor && generations[$0]?.named == nil }) {
+            return known
+        }
+        return insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated))
+    }
+
+    /// Where a client goes after the copy of content `identity` held before a truncation in place,
+    /// content this table does not hold: after the oldest generation whose bytes are gone (truncated
+    /// with no copy found) that reaches `offset`, else the oldest generation of `identity` here (a
+    /// generation read from its copy holds its ids itself, so they never get here).
+    func generationAfterTruncation(of identity: FileIdentity, offset: Int64) -> UInt64? {
         let serials = serials(of: identity)
-        if let truncated = serials.first(where: { generations[$0]?.isOverwritten == true }) {
+        if let truncated = serials.last(where: { generations[$0]?.isOverwritten == true && (generations[$0]?.sealedEnd ?? 0) >= offset }) {
             return generations[truncated]?.successor
         }
         return serials.last
@@ -110,7 +156,9 @@ struct GenerationTable: Sendable {
         var open = 0
         for serial in order.reversed() where generations[serial]?.sealedEnd != nil && generations[serial]?.file != nil {
             open += 1
-            if open > Self.openSealedFiles, generations[serial]?.identity != generations[active]?.identity {
+            if open > Self.openSealedFiles, generations[serial]?.file?.identity != generations[active]?.file?.identity {
+                let released = generations[serial]?.file?.identity
+                generations[serial]?.released = released
                 generations[serial]?.file = nil
             }
         }

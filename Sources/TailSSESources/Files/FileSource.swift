@@ -157,37 +157,68 @@ public final class FileSource: ManagedSource {
         } catch {
             return .failure(ResumeFailure(description: "\(error.description); starting from the tail"))
         }
+        var (position, rewritten) = await resolveInTable(id)
+        if let position { return .success(position) }
+        // Not in a generation this process holds: the follower may not have seen yet a truncation
+        // or rotation that happened after this id's line. It looks first, so the id is resolved
+        // against what it then holds (a truncated file's copy included), never beside it.
+        await watcher.sync(self)
+        (position, rewritten) = await resolveInTable(id)
+        if let position { return .success(position) }
+        if let position = await resumeInCopy(of: id) { return .success(position) }
+        if rewritten {
+            return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
+        }
+        return await resumeInRotated(id)
+    }
+
+    /// The position of `id` in a generation this process holds; `rewritten` when one of its file
+    /// holds other bytes there.
+    private func resolveInTable(_ id: FileEventID) async -> (FilePosition?, rewritten: Bool) {
         var rewritten = false
         for serial in table.withLock({ $0.serials(of: id.file) }) {
             guard let generation = table.withLock({ $0[serial] }) else { continue }
             if generation.isOverwritten {
                 // Its bytes are gone from the file: only an id at its very end is known to be right.
                 if id.offset == generation.sealedEnd, id.check == generation.endCheck {
-                    return .success(FilePosition(generation: serial, offset: id.offset))
+                    return (FilePosition(generation: serial, offset: id.offset), false)
                 }
                 continue
             }
-            guard let file = generation.file else { continue }
+            var file = generation.file
+            if file == nil, let released = generation.released {
+                let rotations = self.rotations
+                file = await runBlocking { rotations.reopen(released) } ?? nil
+                if let file { table.withLock { $0.reattach(file, to: serial) } }
+            }
+            guard let file else { continue }
             let verdict = await runBlocking { () -> Bool in
                 let end = try generation.sealedEnd ?? file.size()
                 return try id.offset <= end && PositionCheck(of: file.history(before: id.offset)).value == id.check
             }
-            if verdict == true { return .success(FilePosition(generation: serial, offset: id.offset)) }
+            if verdict == true { return (FilePosition(generation: serial, offset: id.offset), false) }
             if verdict == false { rewritten = true }
         }
-        if let position = await resumeInCopy(of: id) { return .success(position) }
-        if rewritten {
-            return .failure(ResumeFailure(description: "the file no longer holds the line this id names (truncated or replaced); starting from the tail"))
-        }
+        return (nil, rewritten)
+    }
+
+    /// The position of `id` in a rotated file beside the followed one, read before the generations
+    /// rotated after it (``RotatedGenerations/openChain(from:)``).
+    private func resumeInRotated(_ id: FileEventID) async -> Result<FilePosition, ResumeFailure> {
         let rotations = self.rotations
         let chain = await runBlocking { () -> [(OpenFile, Int64)]? in
-            let files = rotations.openChain(from: id.file)
+            let files = rotations.openChain(from: id.file, offset: id.offset, check: id.check)
             guard let first = files.first else { return nil }
             let size = try first.size()
             guard id.offset <= size, try PositionCheck(of: first.history(before: id.offset)).value == id.check else { return nil }
             return try files.map { ($0, try $0.size()) }
         }
         if let chain = chain ?? nil {
+            // Rotations may have come since the follower last looked (a burst): it drains them now,
+            // so every file of the chain it has not followed yet becomes its generation, which the
+            // chain then goes on with. Added before, they would be files it skips (lost for live
+            // clients) and the chain would go on with the oldest generation here (sent twice).
+            await watcher.sync(self)
             let serial = table.withLock { $0.addDetachedChain(chain) }
             logger.debug("resuming in a rotated file", metadata: ["identity": .string(id.file.description), "files": .stringConvertible(chain.count)])
             return .success(FilePosition(generation: serial, offset: id.offset))
@@ -199,7 +230,7 @@ public final class FileSource: ManagedSource {
     /// position in the copy the rotation left beside it, which is followed by the file's content
     /// after the truncation.
     private func resumeInCopy(of id: FileEventID) async -> FilePosition? {
-        guard let successor = table.withLock({ $0.generationAfterTruncation(of: id.file) }) else { return nil }
+        guard let successor = table.withLock({ $0.generationAfterTruncation(of: id.file, offset: id.offset) }) else { return nil }
         let rotations = self.rotations
         guard let found = await runBlocking({ () -> (OpenFile, Int64)? in
             guard let copy = rotations.openCopy(of: id.file, offset: id.offset, check: id.check) else { return nil }
@@ -258,9 +289,20 @@ public final class FileSource: ManagedSource {
 
     /// The id of a position: its file's identity, the offset and the check of the bytes before it.
     func eventID(at position: FilePosition) -> String? {
-        guard let file = table.withLock({ $0[position.generation]?.file }) else { return nil }
+        guard let generation = table.withLock({ $0[position.generation] }), let file = generation.file else { return nil }
         let history = (try? file.history(before: position.offset)) ?? []
-        return FileEventID(file: file.identity, offset: position.offset, check: PositionCheck(of: history).value).description
+        // Fewer bytes than the position needs: the file was truncated and the follower has not
+        // looked yet (``settledEventID(at:)``); an id without them could never be resumed.
+        guard history.count == min(PositionCheck.windowSize, Int(clamping: position.offset)) else { return nil }
+        return FileEventID(file: generation.identity ?? file.identity, offset: position.offset, check: PositionCheck(of: history).value).description
+    }
+
+    /// ``eventID(at:)``, after letting the follower look at the file when the file no longer holds
+    /// the bytes before the position (truncated; the follower then reads it from its copy).
+    func settledEventID(at position: FilePosition) async -> String? {
+        if let id = await runBlocking({ [self] in eventID(at: position) }) ?? nil { return id }
+        await watcher.sync(self)
+        return await runBlocking { [self] in eventID(at: position) } ?? nil
     }
 
     var directoryPath: String {

@@ -72,6 +72,12 @@ public final class FileWatchService: Service, CustomStringConvertible {
         await post(.add, source)
     }
 
+    /// Makes the follower of `source` look at its file now: returns once it has published what it
+    /// found (a rotation or truncation it had not seen yet included).
+    func sync(_ source: FileSource) async {
+        await post(.sync, source)
+    }
+
     /// Stops following `source`; its log gets nothing more after this returns.
     func remove(_ source: FileSource) async {
         await post(.remove, source)
@@ -113,7 +119,7 @@ public final class FileWatchService: Service, CustomStringConvertible {
 /// Requests for the watch thread, and whether it should stop.
 private final class Mailbox: Sendable {
     struct Request: Sendable {
-        enum Kind: Sendable { case add, remove }
+        enum Kind: Sendable { case add, remove, sync }
         var kind: Kind
         var source: FileSource
         var done: CheckedContinuation<Void, Never>
@@ -223,6 +229,7 @@ private final class WatchLoop: @unchecked Sendable {
                 switch request.kind {
                 case .add: follow(request.source)
                 case .remove: unfollow(request.source)
+                case .sync: syncAndWatch(Key(request.source))
                 }
                 request.done.resume()
             }

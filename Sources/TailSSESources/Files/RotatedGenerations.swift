@@ -17,13 +17,44 @@ struct RotatedGenerations {
     /// Opens the rotated file `identity` and the rotated files written after it, oldest first; `[]`
     /// when `identity` is not a followed generation lying beside the file under a rotation name.
     /// Nothing that fails these rules is opened.
-    func openChain(from identity: FileIdentity) -> [OpenFile] {
+    ///
+    /// When the file no longer holds `check` before `offset`, the id is in what it held before it
+    /// was truncated in place (copytruncate, then renamed away): the chain then starts with the copy
+    /// holding it (``openCopy(of:offset:check:before:)``), followed by the file from its start. Also
+    /// when the truncation happened while tailsse did not look (it was down): the file no longer
+    /// starts as it did when it was followed.
+    func openChain(from identity: FileIdentity, offset: Int64, check: UInt32) -> [OpenFile] {
         guard followed.entry(for: identity) != nil else { return [] }
         let siblings = list(device: identity.device)
-        guard let start = siblings.first(where: { $0.identity == identity }),
-              case .opened(let first) = open(start, after: nil)
-        else { return [] }
-        return [first] + openNewer(than: identity, in: siblings)
+        guard let start = siblings.first(where: { $0.identity == identity }) else { return [] }
+        switch open(start, after: nil) {
+        case .opened(let first):
+            if let size = try? first.size(), offset <= size, let history = try? first.history(before: offset),
+               PositionCheck(of: history).value == check {
+                return [first] + openNewer(than: identity, in: siblings)
+            }
+            guard let copy = openCopy(of: identity, offset: offset, check: check) else { return [] }
+            return [copy, first] + openNewer(than: identity, in: siblings)
+        case .failed:
+            return []
+        case .refused:
+            guard start.links == 1, let entry = followed.entry(for: identity),
+                  let file = try? OpenFile.openGeneration(path: start.path, identity: identity),
+                  let leading = try? file.leadingBytes(), !entry.fingerprint.matches(leading),
+                  let copy = openCopy(of: identity, offset: offset, check: check, before: [entry.fingerprint])
+            else { return [] }
+            followed.record(file)   // what it held before becomes its truncated content
+            return [copy, file] + openNewer(than: identity, in: siblings)
+        }
+    }
+
+    /// Opens again the followed generation `identity` lying beside the file under a rotation name,
+    /// if it still starts as recorded; `nil` otherwise.
+    func reopen(_ identity: FileIdentity) -> OpenFile? {
+        guard let sibling = list(device: identity.device).first(where: { $0.identity == identity }),
+              case .opened(let file) = open(sibling, after: nil)
+        else { return nil }
+        return file
     }
 
     /// Opens the rotated files written after the followed file `identity` (which has been renamed
@@ -36,8 +67,8 @@ struct RotatedGenerations {
     /// truncating it: a single-linked file under a rotation name that starts with what `identity`
     /// held before a truncation (by its recorded fingerprint) and holds `check` before `offset`.
     /// Newest first; `nil` when there is none (nothing else is opened).
-    func openCopy(of identity: FileIdentity, offset: Int64, check: UInt32) -> OpenFile? {
-        let before = followed.truncatedContent(of: identity)
+    func openCopy(of identity: FileIdentity, offset: Int64, check: UInt32, before known: [GenerationFingerprint]? = nil) -> OpenFile? {
+        let before = known ?? followed.truncatedContent(of: identity)
         guard !before.isEmpty else { return nil }
         for sibling in list(device: identity.device).reversed() where sibling.links == 1 && sibling.identity != identity {
             guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity),
