@@ -79,6 +79,11 @@ def debian_root(suite: str = "bookworm", packages: tuple[str, ...] = ("systemd",
     return root
 
 
+# Services of packages `make test` installs for other tests (the proxy tests' nginx and Caddy): a
+# booted copy of the host would start them, and they keep its boot from finishing in time.
+UNRELATED_SERVICES = ("nginx.service", "caddy.service", "caddy-api.service")
+
+
 class Container:
     """`directory` "/" boots the host's /usr with `--volatile=yes`; another root boots under
     `--volatile=overlay`, so what the test installs lives in memory and the root stays clean."""
@@ -92,7 +97,8 @@ class Container:
                 "--private-network", "--quiet", f"--machine={self.name}"]
         for source, target, writable in binds:
             args.append(f"--bind={source}:{target}" if writable else f"--bind-ro={source}:{target}")
-        args += ["--", "systemd.firstboot=no", "systemd.show_status=no", *kernel_args]
+        masks = [f"systemd.mask={unit}" for unit in UNRELATED_SERVICES]
+        args += ["--", "systemd.firstboot=no", "systemd.show_status=no", *masks, *kernel_args]
         self._make_cgroups()
         procs = " ".join(f"echo $$ > {c}/cgroup.procs;" for c in self.cgroups)
         self.log = open(log, "wb")
