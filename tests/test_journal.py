@@ -50,7 +50,7 @@ def test_backlog_then_live_entries(tailsse, journal):
         assert first.id.startswith("s=") and ";i=" in first.id
     listing = request(srv.port, "/sources").json()
     assert [{k: v for k, v in source.items() if k != "clients"} for source in listing] == [
-        {"name": "journal", "kind": "journal", "journal": "directory", "directory": str(journal.directory), "watch": "inotify", "following": True}]
+        {"name": "journal", "kind": "journal", "journal": "directory", "directory": str(journal.directory), "watch": "inotify", "hosts": [], "following": True}]
 
 
 def test_ids_are_the_cursors_journalctl_shows(tailsse, journal):
