@@ -14,7 +14,7 @@ const CONFIG = Object.freeze({
   retryInitialMs: 1000,    // first delay of the page's own reconnect backoff
   retryMaxMs: 30000,       // longest delay of the backoff
   markerKinds: ["rotated", "truncated", "reset", "end"],
-  journalFilters: ["unit", "priority", "identifier"],
+  journalFilters: ["host", "unit", "priority", "identifier"],
 });
 
 const MARKER_LABELS = Object.freeze({
@@ -597,7 +597,13 @@ class LogView {
       row.classList.add(`prio-${data.priority}`);
       time.title += ` · ${PRIORITY_NAMES[data.priority]}`;
     }
-    const origin = [data.host, data.identifier ?? data.unit].filter((v) => typeof v === "string" && v).join(" ");
+    // A journal entry's host (`_HOSTNAME`) has a column of its own: a fleet's lines tell apart.
+    if (typeof data.host === "string" && data.host) {
+      const host = element("span", "host", data.host);
+      host.title = `host ${data.host}`;
+      row.append(host);
+    }
+    const origin = [data.identifier ?? data.unit].filter((v) => typeof v === "string" && v).join(" ");
     if (origin) {
       const pid = Number.isInteger(data.pid) || typeof data.pid === "string" ? `[${data.pid}]` : "";
       const meta = element("span", "meta", `${origin}${pid}:`);
@@ -914,6 +920,23 @@ class SourcePicker {
       wrap.append(element("span", "journal-field-label", label), control);
       set.append(wrap);
     };
+    // Host: any name the journal's entries carry; the hosts GET /sources lists are offered.
+    const host = element("input", "journal-input");
+    host.placeholder = "any host";
+    host.value = values.get("host") ?? "";
+    const hosts = this.find(name)?.hosts;
+    if (Array.isArray(hosts) && hosts.length) {
+      const list = element("datalist");
+      list.id = `jf-${name}-hosts`;
+      list.append(...hosts.filter((h) => typeof h === "string").map((h) => {
+        const option = element("option");
+        option.value = h;
+        return option;
+      }));
+      set.append(list);
+      host.setAttribute("list", list.id);
+    }
+    field("host", "Host", host);
     const unit = element("input", "journal-input");
     unit.placeholder = "e.g. ssh.service";
     unit.value = values.get("unit") ?? "";
