@@ -8,12 +8,12 @@ struct HostRosterTests {
     @Test("keeps each host once, sorted, and says when it changed")
     func distinctSorted() {
         var roster = HostRoster()
-        #expect(roster.note(host("web-2")))
-        #expect(!roster.note(host("web-2")))
-        #expect(roster.note(host("db")))
-        #expect(!roster.note(host("web-2")))
-        #expect(roster.note(host("web-1")))
-        #expect(!roster.note(host("db")))
+        do { let changed = roster.note(host("web-2")); #expect(changed == true) }
+        do { let changed = roster.note(host("web-2")); #expect(changed == false) }
+        do { let changed = roster.note(host("db")); #expect(changed == true) }
+        do { let changed = roster.note(host("web-2")); #expect(changed == false) }
+        do { let changed = roster.note(host("web-1")); #expect(changed == true) }
+        do { let changed = roster.note(host("db")); #expect(changed == false) }
         #expect(roster.names == ["db", "web-1", "web-2"])
         #expect(roster.isComplete)
     }
@@ -21,12 +21,12 @@ struct HostRosterTests {
     @Test("past the limit, later hosts are not kept and the roster says it is incomplete, once")
     func bounded() {
         var roster = HostRoster(limit: 3)
-        for name in ["a", "b", "c"] { #expect(roster.note(host(name))) }
+        for name in ["a", "b", "c"] { do { let changed = roster.note(host(name)); #expect(changed == true) } }
         #expect(roster.isComplete)
-        #expect(roster.note(host("d")))
+        do { let changed = roster.note(host("d")); #expect(changed == true) }
         #expect(!roster.isComplete)
-        #expect(!roster.note(host("e")))
-        #expect(!roster.note(host("a")))
+        do { let changed = roster.note(host("e")); #expect(changed == false) }
+        do { let changed = roster.note(host("a")); #expect(changed == false) }
         #expect(roster.names == ["a", "b", "c"])
     }
 
