@@ -924,18 +924,12 @@ class SourcePicker {
     const host = element("input", "journal-input");
     host.placeholder = "any host";
     host.value = values.get("host") ?? "";
-    const hosts = this.find(name)?.hosts;
-    if (Array.isArray(hosts) && hosts.length) {
-      const list = element("datalist");
-      list.id = `jf-${name}-hosts`;
-      list.append(...hosts.filter((h) => typeof h === "string").map((h) => {
-        const option = element("option");
-        option.value = h;
-        return option;
-      }));
-      set.append(list);
-      host.setAttribute("list", list.id);
-    }
+    const list = element("datalist");
+    list.id = `jf-${name}-hosts`;
+    list.dataset.hostsOf = name;
+    list.append(...this.#hostOptions(name));
+    set.append(list);
+    host.setAttribute("list", list.id);
     field("host", "Host", host);
     const unit = element("input", "journal-input");
     unit.placeholder = "e.g. ssh.service";
@@ -956,6 +950,26 @@ class SourcePicker {
     identifier.value = values.get("identifier") ?? "";
     field("identifier", "Identifier", identifier);
     return set;
+  }
+
+  /**
+   * Takes a fresh `GET /sources` answer for the journals' host suggestions only (new hosts appear
+   * while the page is open), leaving the controls and what is typed in them alone.
+   */
+  refreshHosts(sources) {
+    this.#sources = sources;
+    for (const list of this.#journal.querySelectorAll("datalist[data-hosts-of]")) {
+      list.replaceChildren(...this.#hostOptions(list.dataset.hostsOf));
+    }
+  }
+
+  #hostOptions(name) {
+    const hosts = this.find(name)?.hosts;
+    return (Array.isArray(hosts) ? hosts : []).filter((h) => typeof h === "string").map((h) => {
+      const option = element("option");
+      option.value = h;
+      return option;
+    });
   }
 
   #sourceButton(title, detail, names) {
@@ -1114,6 +1128,10 @@ class Viewer {
     window.addEventListener("hashchange", () => this.#onHashChange());
     document.addEventListener("click", (event) => {
       if (this.#menu.open && !this.#menu.contains(event.target)) this.#menu.open = false;
+    });
+    // Opening the menu asks for the sources again: hosts that started shipping since are offered.
+    this.#menu.addEventListener("toggle", () => {
+      if (this.#menu.open) fetchSources().then((sources) => this.#picker.refreshHosts(sources), () => {});
     });
     document.addEventListener("keydown", (event) => this.#onKey(event));
     const viewer = this;

@@ -51,15 +51,14 @@ def test_hosts_on_each_line_and_the_host_filter(web, page, tmp_path):
         wait_for_text(page, "cache up")
         assert hosts_and_texts(page)[-1] == ("cache1", "cache up")
 
-        # The host filter: the menu offers the hosts GET /sources lists; choosing one reopens the
-        # stream with journal.host=, which the server applies to the backlog and the live entries.
-        page.reload()
-        wait_for_text(page, "cache up")
+        # The host filter: opening the menu asks GET /sources again, so it offers the hosts listed
+        # now (cache1 too, which appeared after the page loaded); choosing one reopens the stream
+        # with journal.host=, which the server applies to the backlog and the live entries.
         page.click("#sources-menu summary")
         host_input = page.locator("#jf-journal-host")
         host_input.wait_for()
-        offered = page.evaluate("() => [...document.querySelectorAll('#jf-journal-hosts option')].map(o => o.value)")
-        assert offered == ["cache1", "db1", "web1"]
+        offered = lambda: page.evaluate("() => [...document.querySelectorAll('#jf-journal-hosts option')].map(o => o.value)")
+        wait_for(lambda: offered() == ["cache1", "db1", "web1"], "the three hosts offered")
         host_input.fill("web1")
         host_input.press("Enter")
         host_input.dispatch_event("change")
