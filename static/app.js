@@ -17,7 +17,7 @@ const CONFIG = Object.freeze({
   retryInitialMs: 1000,    // first delay of the page's own reconnect backoff
   retryMaxMs: 30000,       // longest delay of the backoff
   markerKinds: ["rotated", "truncated", "reset", "end"],
-  journalFilters: ["unit", "priority", "identifier"],
+  journalFilters: ["host", "unit", "priority", "identifier"],
 });
 
 const MARKER_LABELS = Object.freeze({
@@ -703,7 +703,13 @@ class LogView {
       row.classList.add(`prio-${data.priority}`);
       time.title += ` · ${PRIORITY_NAMES[data.priority]}`;
     }
-    const origin = [data.host, data.identifier ?? data.unit].filter((v) => typeof v === "string" && v).join(" ");
+    // A journal entry's host (`_HOSTNAME`) has a column of its own: a fleet's lines tell apart.
+    if (typeof data.host === "string" && data.host) {
+      const host = element("span", "host", data.host);
+      host.title = `host ${data.host}`;
+      row.append(host);
+    }
+    const origin = [data.identifier ?? data.unit].filter((v) => typeof v === "string" && v).join(" ");
     if (origin) {
       const pid = Number.isInteger(data.pid) || typeof data.pid === "string" ? `[${data.pid}]` : "";
       const meta = element("span", "meta", `${origin}${pid}:`);
@@ -1070,6 +1076,17 @@ class SourcePicker {
       wrap.append(element("span", "journal-field-label", label), control);
       set.append(wrap);
     };
+    // Host: any name the journal's entries carry; the hosts GET /sources lists are offered.
+    const host = element("input", "journal-input");
+    host.placeholder = "any host";
+    host.value = values.get("host") ?? "";
+    const list = element("datalist");
+    list.id = `jf-${name}-hosts`;
+    list.dataset.hostsOf = name;
+    list.append(...this.#hostOptions(name));
+    set.append(list);
+    host.setAttribute("list", list.id);
+    field("host", "Host", host);
     const unit = element("input", "journal-input");
     unit.placeholder = "e.g. ssh.service";
     unit.value = values.get("unit") ?? "";
@@ -1089,6 +1106,26 @@ class SourcePicker {
     identifier.value = values.get("identifier") ?? "";
     field("identifier", "Identifier", identifier);
     return set;
+  }
+
+  /**
+   * Takes a fresh `GET /sources` answer for the journals' host suggestions only (new hosts appear
+   * while the page is open), leaving the controls and what is typed in them alone.
+   */
+  refreshHosts(sources) {
+    this.#sources = sources;
+    for (const list of this.#journal.querySelectorAll("datalist[data-hosts-of]")) {
+      list.replaceChildren(...this.#hostOptions(list.dataset.hostsOf));
+    }
+  }
+
+  #hostOptions(name) {
+    const hosts = this.find(name)?.hosts;
+    return (Array.isArray(hosts) ? hosts : []).filter((h) => typeof h === "string").map((h) => {
+      const option = element("option");
+      option.value = h;
+      return option;
+    });
   }
 
   #sourceButton(title, detail, names) {
@@ -1253,6 +1290,10 @@ class Viewer {
     window.addEventListener("hashchange", () => this.#onHashChange());
     document.addEventListener("click", (event) => {
       if (this.#menu.open && !this.#menu.contains(event.target)) this.#menu.open = false;
+    });
+    // Opening the menu asks for the sources again: hosts that started shipping since are offered.
+    this.#menu.addEventListener("toggle", () => {
+      if (this.#menu.open) fetchSources().then((sources) => this.#picker.refreshHosts(sources), () => {});
     });
     document.addEventListener("keydown", (event) => this.#onKey(event));
     const viewer = this;

@@ -50,7 +50,7 @@ def test_backlog_then_live_entries(tailsse, journal):
         assert first.id.startswith("s=") and ";i=" in first.id
     listing = request(srv.port, "/sources").json()
     assert [{k: v for k, v in source.items() if k != "clients"} for source in listing] == [
-        {"name": "journal", "kind": "journal", "journal": "directory", "directory": str(journal.directory), "watch": "inotify", "following": True}]
+        {"name": "journal", "kind": "journal", "journal": "directory", "directory": str(journal.directory), "watch": "inotify", "hosts": [], "following": True}]
 
 
 def test_ids_are_the_cursors_journalctl_shows(tailsse, journal):
@@ -381,3 +381,19 @@ def test_a_journal_directory_that_vanishes_while_followed_is_named_then_followed
         if directory.exists():
             os.chmod(directory, 0o755)
         files.close()
+
+
+def test_sources_lists_hosts_up_to_a_thousand_then_says_so(tailsse, journal):
+    journal.write([{"MESSAGE": f"from host {i}", "_HOSTNAME": f"h{i:04d}"} for i in range(998)])
+    journal.close()
+    srv = start(tailsse, journal)
+    (listed,) = request(srv.port, "/sources").json()
+    assert listed["hosts"] == [f"h{i:04d}" for i in range(998)] and "hostsNote" not in listed
+    with SSEStream(srv.port, "/journal?tail=0&host=late2") as late:
+        late.wait_ready()
+        journal.write([{"MESSAGE": f"live {name}", "_HOSTNAME": name} for name in ("h0001", "late0", "late1", "late2")])
+        late.wait_messages(1)
+        assert texts(late) == ["live late2"]
+    (listed,) = request(srv.port, "/sources").json()
+    assert listed["hosts"] == sorted([f"h{i:04d}" for i in range(998)] + ["late0", "late1"])
+    assert listed["hostsNote"] == "only the first 1000 hosts seen are listed"

@@ -62,6 +62,7 @@ extension LogSource {
     public var meter: any SourceMeter { UncountedSource() }
     public var problem: String? { nil }
     public var notice: String? { nil }
+    public var detailLists: [(key: String, values: [String])] { [] }
     public var isHealthy: Bool { isFollowing }
 }
 
@@ -72,6 +73,8 @@ public protocol LogSource: Sendable {
     var kind: String { get }
     /// JSON members describing the source for `GET /sources`, beyond `name` and `kind`.
     var details: [(key: String, value: String)] { get }
+    /// JSON members whose values are lists of strings (a journal's `hosts`), for `GET /sources`.
+    var detailLists: [(key: String, values: [String])] { get }
     /// `true` while the source is being followed (even if its file is missing for now).
     var isFollowing: Bool { get }
     /// Number of clients currently streaming this source.

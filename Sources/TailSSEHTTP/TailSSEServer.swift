@@ -221,6 +221,11 @@ struct SourcesAPI: Sendable {
             out += Array("{\"name\":".utf8) + JSONText.quoted(source.name)
             out += Array(",\"kind\":".utf8) + JSONText.quoted(source.kind)
             for (key, value) in source.details { out += Array(",".utf8) + JSONText.quoted(key) + Array(":".utf8) + JSONText.quoted(value) }
+            for (key, values) in source.detailLists {
+                out += Array(",".utf8) + JSONText.quoted(key) + Array(":[".utf8)
+                for (index, value) in values.enumerated() { out += (index > 0 ? Array(",".utf8) : []) + JSONText.quoted(value) }
+                out.append(UInt8(ascii: "]"))
+            }
             if let problem = source.problem { out += Array(",\"problem\":".utf8) + JSONText.quoted(problem) }
             if let notice = source.notice { out += Array(",\"notice\":".utf8) + JSONText.quoted(notice) }
             out += Array(",\"following\":\(source.isFollowing),\"clients\":\(source.clientCount)}".utf8)

@@ -160,6 +160,20 @@ final class JournalHandle {
 
     func removeFilter() { sd_journal_flush_matches(journal) }
 
+    /// Calls `body` with the value of each distinct `field` item in the journal's files (e.g. every
+    /// `_HOSTNAME`), until it returns `false`; unreadable values are skipped.
+    func forEachUniqueValue(of field: String, _ body: (ArraySlice<UInt8>) -> Bool) throws(SystemError) {
+        _ = try check(sd_journal_query_unique(journal, field), "sd_journal_query_unique")
+        let prefix = field.utf8.count + 1
+        var data: UnsafeRawPointer?
+        var length = 0
+        while sd_journal_enumerate_available_unique(journal, &data, &length) > 0 {
+            guard let data, length >= prefix else { continue }
+            let item = UnsafeRawBufferPointer(start: data, count: length)
+            if !body(ArraySlice(item[prefix...])) { break }
+        }
+    }
+
     private func check(_ result: Int32, _ operation: String) throws(SystemError) -> Int32 {
         guard result >= 0 else { throw SystemError(errno: -result, operation: operation) }
         return result

@@ -112,6 +112,8 @@ private final class JournalFollower: @unchecked Sendable {
     private var position: JournalPosition?
     private var problem: String? = "not opened yet"
     private var lastEntry = ContinuousClock.now - .seconds(60)
+    /// The hosts of the entries read, published to the source when it changes.
+    private var roster = HostRoster()
     private let settled: Completion
 
     /// - Parameter settled: finished after the first attempt to open the journal.
@@ -158,6 +160,7 @@ private final class JournalFollower: @unchecked Sendable {
         if case .directory(let path) = source.location { directory = try Self.identity(ofDirectory: path) }
         let journal = try JournalHandle(source.location)
         openedAt = .now
+        noteHosts(in: journal)
         let shortage = try journal.inotifyShortage()
         watched = shortage == nil
         report(polling: shortage.map { InotifyShortage.notice(errno: $0, operation: $0 == ENOSPC ? .watch : .instance) })
@@ -212,9 +215,11 @@ private final class JournalFollower: @unchecked Sendable {
             let entry = try journal.entry(keepingFields: true)
             let to = JournalPosition.after(cursor: entry.cursor)
             lastEntry = .now
+            if let host = entry.host, roster.note(host) { rosterChanged = true }
             batch.append(LogRecord(from: from, to: to, event: .journal(entry)))
             from = to
             if batch.count == 256 {
+                publishHosts()
                 source.log.append(batch)
                 source.meter.read(lines: batch.count)
                 batch.removeAll(keepingCapacity: true)
@@ -222,9 +227,35 @@ private final class JournalFollower: @unchecked Sendable {
             }
         }
         if !batch.isEmpty { source.logger.trace("follower appended", metadata: ["count": "\(batch.count)", "to": "\(from)"]) }
+        publishHosts()
         source.log.append(batch)
         source.meter.read(lines: batch.count)
         position = from
+    }
+
+    /// Whether the roster changed since the source last got it.
+    private var rosterChanged = false
+
+    /// Gives the source the roster if it changed: before the entries that changed it are
+    /// appended, so a client that sees an entry finds its host in `GET /sources`.
+    private func publishHosts() {
+        guard rosterChanged else { return }
+        rosterChanged = false
+        source.setHosts(roster)
+    }
+
+    /// Adds the hosts the journal's files hold (`_HOSTNAME` values) to the roster, so
+    /// `GET /sources` lists them before they log again.
+    private func noteHosts(in journal: JournalHandle) {
+        do {
+            try journal.forEachUniqueValue(of: "_HOSTNAME") { host in
+                if roster.note(host) { rosterChanged = true }
+                return roster.isComplete
+            }
+        } catch {
+            source.logger.debug("cannot list the journal's hosts", metadata: ["error": .string("\(error)")])
+        }
+        publishHosts()
     }
 
     /// Closes the journal when its directory is gone, unreadable (throws: the source's problem)

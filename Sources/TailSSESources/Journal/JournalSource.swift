@@ -17,10 +17,28 @@ public final class JournalSource: ManagedSource {
     public var kind: String { "journal" }
     public var details: [(key: String, value: String)] {
         let watch = ("watch", notice == nil ? "inotify" : "polling")
+        var details: [(key: String, value: String)]
         switch location {
-        case .local: return [("journal", "local"), watch]
-        case .directory(let path): return [("journal", "directory"), ("directory", path), watch]
+        case .local: details = [("journal", "local"), watch]
+        case .directory(let path): details = [("journal", "directory"), ("directory", path), watch]
         }
+        if !hostList.withLock({ $0.complete }) {
+            details.append(("hostsNote", "only the first \(HostRoster.defaultLimit) hosts seen are listed"))
+        }
+        return details
+    }
+
+    /// `hosts`: the `_HOSTNAME`s of the entries in the journal when it was opened and of every entry
+    /// the follower read since, sorted; at most ``HostRoster/defaultLimit`` (then `hostsNote` says so).
+    public var detailLists: [(key: String, values: [String])] { [("hosts", hosts)] }
+
+    /// The hosts seen (see ``detailLists``).
+    public var hosts: [String] { hostList.withLock { $0.names } }
+    private let hostList = Mutex<(names: [String], complete: Bool)>(([], true))
+    /// Publishes the follower's roster.
+    func setHosts(_ roster: HostRoster) {
+        let names = roster.names
+        hostList.withLock { $0 = (names, roster.isComplete) }
     }
 
     public var definition: String { "journal \(location) shared-buffer-bytes=\(sharedBytes)" }
