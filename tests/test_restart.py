@@ -201,3 +201,45 @@ def test_resume_into_a_file_copytruncated_after_a_restart(tailsse, logdir):
     with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
         s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "z-5 more" for e in st.events), 20, "z-5")
         assert s.texts() == expected
+
+
+def test_resume_across_copytruncates_before_and_during_a_restart(tailsse, logdir):
+    """The chaos test's gap: the client's id is in what the file held before a copytruncate
+    while tailsse was up; it was killed (SIGKILL) and the file copytruncated again while it was down.
+    The client resumes in the older copy (app.log.2), then reads the newer copy (app.log.1, content
+    tailsse followed before the kill), then the file: nothing skipped, nothing twice."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    srv.pin_port()
+
+    def copytruncate():
+        n = 1
+        while (logdir / f"app.log.{n}").exists():
+            n += 1
+        for k in range(n - 1, 0, -1):
+            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
+        shutil.copyfile(log, logdir / "app.log.1")
+        os.truncate(log, 0)
+
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "c0-1 first content\nc0-2 first content\n")
+        last = s.wait_messages(2)[0].own_id
+        copytruncate()
+        append(log, "c1-1 second content\nc1-2 second content\n")
+        s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "c1-2 second content" for e in st.events),
+                   20, "c1-2")
+        assert "truncated" in [e.type for e in s.events]
+    srv.kill()
+    copytruncate()
+    append(log, "c2-1 third content\n")
+    srv.start()
+    append(log, "c2-2 third content\n")
+    expected = ["c0-2 first content", "c1-1 second content", "c1-2 second content",
+                "c2-1 third content", "c2-2 third content"]
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "c2-2 third content" for e in st.events),
+                   20, "c2-2")
+        assert s.texts() == expected
+        assert [e.type for e in s.events if e.type != "message"].count("truncated") == 2

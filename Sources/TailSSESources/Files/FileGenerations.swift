@@ -135,6 +135,24 @@ struct GenerationTable: Sendable {
         return insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated))
     }
 
+    /// Adds the copies a copytruncate rotation left of the followed file before each of its
+    /// truncations in place, oldest first, each read to its end and followed by the next after a
+    /// `truncated` marker, the newest by `successor`. A copy a generation here already reads (the
+    /// follower read the rest of the file from it) is that generation. Returns the first copy's.
+    mutating func addCopies(_ files: [(file: OpenFile, end: Int64)], before successor: UInt64) -> UInt64 {
+        var next = successor
+        for (file, end) in files.reversed() {
+            if let read = order.last(where: {
+                generations[$0]?.named != nil && (generations[$0]?.file?.identity ?? generations[$0]?.released) == file.identity
+            }) {
+                next = read
+                continue
+            }
+            next = addCopy(file, end: end, before: next)
+        }
+        return next
+    }
+
     /// Where a client goes after the copy of content `identity` held before a truncation in place,
     /// content this table does not hold: after the oldest generation whose bytes are gone (truncated
     /// with no copy found) that reaches `offset`, else the oldest generation of `identity` here (a

@@ -232,11 +232,14 @@ public final class FileSource: ManagedSource {
     private func resumeInCopy(of id: FileEventID) async -> FilePosition? {
         guard let successor = table.withLock({ $0.generationAfterTruncation(of: id.file, offset: id.offset) }) else { return nil }
         let rotations = self.rotations
-        guard let found = await runBlocking({ () -> (OpenFile, Int64)? in
+        // The file may have been truncated in place again since (also while tailsse was down): the
+        // copies of what it held in between lie after this one, and are read before `successor`.
+        guard let found = await runBlocking({ () -> [(file: OpenFile, end: Int64)]? in
             guard let copy = rotations.openCopy(of: id.file, offset: id.offset, check: id.check) else { return nil }
-            return (copy, try copy.size())
-        }), let (copy, end) = found else { return nil }
-        let serial = table.withLock { $0.addCopy(copy, end: end, before: successor) }
+            let copies = [copy] + rotations.openLaterCopies(after: copy.identity, of: id.file)
+            return try copies.map { ($0, try $0.size()) }
+        }), let copies = found else { return nil }
+        let serial = table.withLock { $0.addCopies(copies, before: successor) }
         logger.debug("resuming in the copy of a truncated file", metadata: ["identity": .string(id.file.description)])
         return FilePosition(generation: serial, offset: id.offset)
     }

@@ -82,6 +82,22 @@ struct RotatedGenerations {
         return nil
     }
 
+    /// The copies that later copytruncate rotations of the followed file `identity` left beside it
+    /// after the copy `copy`, oldest first: the rotated files right after it that start with what
+    /// `identity` held before one of its truncations. Stops at the first file that does not.
+    func openLaterCopies(after copy: FileIdentity, of identity: FileIdentity) -> [OpenFile] {
+        let before = followed.truncatedContent(of: identity)
+        guard !before.isEmpty else { return [] }
+        var copies: [OpenFile] = []
+        for file in openGenerations(after: copy) {
+            guard file.identity != identity, let leading = try? file.leadingBytes(),
+                  before.contains(where: { $0.matches(leading) })
+            else { break }
+            copies.append(file)
+        }
+        return copies
+    }
+
     private func list(device: UInt64) -> [RotatedSibling] {
         rotatedSiblings(directory: directory, baseName: baseName, device: device)
     }
