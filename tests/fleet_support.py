@@ -53,6 +53,7 @@ class FleetHost:
     """One host: its namespace, its journal files and its systemd-journal-upload."""
 
     def __init__(self, fleet: "Fleet", name: str, index: int) -> None:
+        self.fleet = fleet
         self.name = name
         self.namespace = f"{fleet.prefix}h{index}"
         self.address = f"10.{fleet.octet}.{index}.2"
@@ -63,9 +64,13 @@ class FleetHost:
         self.state = fleet.root / "hosts" / f"{name}.state"
 
     def log(self, texts: list[str], **fields: str) -> None:
-        """Appends entries with this host's `_HOSTNAME`, stamped with the current time."""
-        self.journal.clock_us = max(self.journal.clock_us, int(time.time() * 1_000_000))
+        """Appends entries with this host's `_HOSTNAME`, stamped with the current time — and after
+        every entry any host of the fleet wrote before (each entry is stamped 1 ms after the one
+        before it, so a host's stamps can run ahead of the clock): the live stream is in time order
+        across hosts, and an entry stamped before one already streamed is not sent live."""
+        self.journal.clock_us = max(self.journal.clock_us, int(time.time() * 1_000_000), self.fleet.latest_us + 1000)
         self.journal.messages(texts, _HOSTNAME=self.name, SYSLOG_IDENTIFIER="fleet-test", **fields)
+        self.fleet.latest_us = max(self.fleet.latest_us, self.journal.clock_us)
 
 
 class Fleet:
@@ -81,6 +86,8 @@ class Fleet:
         self.processes: list[subprocess.Popen] = []
         self.logs: list[Path] = []
         self.remote: subprocess.Popen | None = None
+        # The newest stamp any host's entry got (see FleetHost.log).
+        self.latest_us = 0
 
     def start_collector(self) -> None:
         """The collector namespace and its systemd-journal-remote, listening on every address."""
