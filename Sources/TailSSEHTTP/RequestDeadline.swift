@@ -14,30 +14,27 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    private let timeout: TimeAmount
-    private let onExpiry: @Sendable () -> Void
-    private var deadline: Scheduled<Void>?
+    private var deadline: ConnectionDeadline
     /// Request heads read whose response has not ended yet.
     private var unanswered = 0
 
     init(timeout: TimeAmount, onExpiry: @escaping @Sendable () -> Void) {
-        self.timeout = timeout
-        self.onExpiry = onExpiry
+        deadline = ConnectionDeadline(timeout: timeout, onExpiry: onExpiry)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context) }
+        deadline.arm(context)
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        arm(context)
+        deadline.arm(context)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head = unwrapInboundIn(data) {
             unanswered += 1
-            disarm()
+            deadline.disarm()
         }
         context.fireChannelRead(data)
     }
@@ -48,31 +45,16 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
         if ended {
             unanswered = max(0, unanswered - 1)
-            if unanswered == 0 { arm(context) }
+            if unanswered == 0 { deadline.arm(context) }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
+        deadline.disarm()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        disarm()
-    }
-
-    private func arm(_ context: ChannelHandlerContext) {
-        guard deadline == nil, context.channel.isActive else { return }
-        let channel = context.channel
-        let onExpiry = self.onExpiry
-        deadline = context.eventLoop.scheduleTask(in: timeout) {
-            onExpiry()
-            channel.close(promise: nil)
-        }
-    }
-
-    private func disarm() {
-        deadline?.cancel()
-        deadline = nil
+        deadline.disarm()
     }
 }

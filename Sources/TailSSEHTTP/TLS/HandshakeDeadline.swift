@@ -9,18 +9,15 @@ import NIOTLS
 final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
 
-    private let timeout: TimeAmount
-    private let onExpiry: @Sendable () -> Void
-    private var deadline: Scheduled<Void>?
+    private var deadline: ConnectionDeadline
     private var done = false
 
     init(timeout: TimeAmount, onExpiry: @escaping @Sendable () -> Void = {}) {
-        self.timeout = timeout
-        self.onExpiry = onExpiry
+        deadline = ConnectionDeadline(timeout: timeout, onExpiry: onExpiry)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context) }
+        arm(context)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -44,23 +41,15 @@ final class HandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        deadline.disarm()
     }
 
     private func arm(_ context: ChannelHandlerContext) {
-        guard !done, deadline == nil else { return }
-        let channel = context.channel
-        let onExpiry = self.onExpiry
-        deadline = context.eventLoop.scheduleTask(in: timeout) {
-            onExpiry()
-            channel.close(promise: nil)
-        }
+        if !done { deadline.arm(context) }
     }
 
     private func disarm() {
         done = true
-        deadline?.cancel()
-        deadline = nil
+        deadline.disarm()
     }
 }
