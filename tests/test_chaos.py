@@ -39,7 +39,7 @@ def test_chaos(tailsse, logdir, rotations, restarts):
     if not restarts:
         config.restarts = 0
     # A small shared buffer, so clients also catch up by reading the files themselves.
-    chaos = Chaos(lambda files: tailsse(files, shared_buffer_bytes=64 << 10, retry=200), logdir, config)
+    chaos = Chaos(lambda files: tailsse(files, shared_buffer_bytes=64 << 10, retry=200, extra=["--log-level", "debug"]), logdir, config)
     result = chaos.run()
     print(result.summary())
     assert result.ok, result.report()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 import urllib.parse
@@ -93,6 +94,32 @@ def test_a_source_that_sent_nothing_yet_resumes_exactly(two):
     append(b, "b-2\n")     # written while the client was away: tail=0 alone would skip it
     with SSEStream(srv.port, "/events?source=a&source=b&tail=0", last_event_id=first.own_id) as s:
         assert [m.json for m in s.wait_messages(1)] == [{"source": "b", "text": "b-2"}]
+
+
+def test_a_resumed_source_keeps_its_part_while_it_sends_nothing(two):
+    """A source resumed at a point whose bytes its file no longer holds (b was truncated in place
+    after the id's line, so tailsse cannot compute that point's id again) keeps the part the client
+    sent until it sends something: without it, a client reconnecting in between would start b at
+    its tail and skip what b gets meanwhile."""
+    srv, a, b = two
+    with SSEStream(srv.port, "/events?source=a&source=b&tail=all") as s:
+        s.wait_messages(3)
+        b_part = parse_composite(s.events[-1].own_id)["b"]
+        os.truncate(b, 0)
+        s.wait_for(lambda st: any(e.type == "truncated" for e in st.events), 20, "truncated")
+        last = s.events[-1].own_id
+    resumed = "m1,a=" + urllib.parse.quote(parse_composite(last)["a"], safe="") + ",b=" + urllib.parse.quote(b_part, safe="")
+    with SSEStream(srv.port, "/events?source=a&source=b&tail=0", last_event_id=resumed) as s:
+        s.wait_ready()
+        append(a, "a-3\n")
+        first = s.wait_messages(1)[0]
+        assert first.json == {"source": "a", "text": "a-3"}
+        assert parse_composite(first.own_id).get("b") == b_part
+    append(b, "b-after\n")
+    with SSEStream(srv.port, "/events?source=a&source=b&tail=0", last_event_id=first.own_id) as s:
+        s.wait_for(lambda st: any(e.type == "message" for e in st.events), 20, "b-after")
+        assert [m.json for m in s.events if m.type == "message"] == [{"source": "b", "text": "b-after"}]
+        assert "reset" not in [e.type for e in s.events]
 
 
 def test_a_bad_part_resets_only_its_source(two):

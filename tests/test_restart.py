@@ -243,3 +243,47 @@ def test_resume_across_copytruncates_before_and_during_a_restart(tailsse, logdir
                    20, "c2-2")
         assert s.texts() == expected
         assert [e.type for e in s.events if e.type != "message"].count("truncated") == 2
+
+
+def _has_text(text):
+    return lambda st: any(e.type == "message" and e.json["text"] == text for e in st.events)
+
+
+def test_marker_ids_name_the_end_of_the_generation_they_leave(tailsse, logdir):
+    """A `rotated` marker's id resumes before the new file's first line even once that file was
+    copytruncated (its first content then lies in the copy), in the same process and after a
+    restart; a `truncated` marker's id resumes after the truncation. (Both ids used to be the start
+    of the new file, which after the copytruncate also named its content after the truncation: a
+    client resuming from the `rotated` marker skipped the copy.)"""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    srv.pin_port()
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "a-1 first file\n")
+        s.wait_for(_has_text("a-1 first file"), 20, "a-1")
+        os.rename(log, logdir / "app.log.1")
+        append(log, "b-1 second file\nb-2 second file\n")
+        s.wait_for(_has_text("b-2 second file"), 20, "b-2")
+        rotated = next(e for e in s.events if e.type == "rotated").own_id
+        os.rename(logdir / "app.log.1", logdir / "app.log.2")
+        shutil.copyfile(log, logdir / "app.log.1")
+        os.truncate(log, 0)
+        append(log, "c-1 after the truncation\n")
+        s.wait_for(_has_text("c-1 after the truncation"), 20, "c-1")
+        truncated = next(e for e in s.events if e.type == "truncated").own_id
+    assert rotated != truncated
+    after_rotation = ["b-1 second file", "b-2 second file", "c-1 after the truncation"]
+    for restarted in (False, True):
+        if restarted:
+            srv.kill()
+            srv.start()
+        with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=rotated) as s:
+            s.wait_for(_has_text("c-1 after the truncation"), 20, "c-1")
+            assert s.texts() == after_rotation, f"restarted={restarted}"
+            assert "reset" not in [e.type for e in s.events]
+        with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=truncated) as s:
+            s.wait_for(_has_text("c-1 after the truncation"), 20, "c-1")
+            assert s.texts() == ["c-1 after the truncation"], f"restarted={restarted}"
+            assert "reset" not in [e.type for e in s.events]

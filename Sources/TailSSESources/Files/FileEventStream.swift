@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Synchronization
 import TailSSECore
@@ -15,9 +16,14 @@ final class FileEventStream: EventStream {
     /// Bytes read from the file per catch-up step.
     private var readSize: Int { max(256 << 10, 2 * source.maxLineBytes + 2) }
 
-    init(source: FileSource, encoder: EventEncoder, start: FilePosition, pending: StreamEvent?) {
+    /// Where the stream started, and the id the client resumed with there (if it did).
+    private let start: (position: FilePosition, id: String?)
+
+    /// - Parameter startID: the id the client resumed with, which names `start`.
+    init(source: FileSource, encoder: EventEncoder, start: FilePosition, startID: String? = nil, pending: StreamEvent?) {
         self.source = source
         self.encoder = encoder
+        self.start = (start, startID)
         self.cursor = SharedLogCursor(log: source.log, start: start, pending: pending.map { [$0] } ?? [])
     }
 
@@ -25,8 +31,11 @@ final class FileEventStream: EventStream {
 
     func stop() { cursor.stop() }
 
+    /// The id of the stream's position. At its start that is the id it resumed from (the id of a
+    /// position in a file whose descriptor was let go, for one, cannot be computed without it).
     func currentID() async -> String? {
         let position = cursor.position
+        if position == start.position, let id = start.id { return id }
         return await source.settledEventID(at: position)
     }
 
@@ -64,7 +73,7 @@ final class FileEventStream: EventStream {
         }
         if let sealedEnd = generation.sealedEnd, let successor = generation.successor {
             if position.offset >= sealedEnd {
-                moveToStart(of: successor, marker: generation.transition.map { ($0, FileFollower.message(for: $0)) }, into: &buffer)
+                moveToStart(of: successor, after: generation, marker: generation.transition.map { ($0, FileFollower.message(for: $0)) }, into: &buffer)
                 return .progressed
             }
             if generation.file == nil {
@@ -75,11 +84,12 @@ final class FileEventStream: EventStream {
                     source.table.withLock { $0.reattach(file, to: position.generation) }
                     return .progressed
                 }
-                moveToStart(of: successor, marker: (.reset, "the rest of a rotated file is no longer kept open; continuing with the file that replaced it"), into: &buffer)
+                if Task.isCancelled { return .waitForFollower }
+                moveToStart(of: successor, after: generation, marker: (.reset, "the rest of a rotated file is no longer kept open; continuing with the file that replaced it"), into: &buffer)
                 return .progressed
             }
             if generation.isOverwritten {
-                moveToStart(of: successor, marker: (.reset, "the file was truncated before these lines were sent; continuing after the truncation"), into: &buffer)
+                moveToStart(of: successor, after: generation, marker: (.reset, "the file was truncated before these lines were sent; continuing after the truncation"), into: &buffer)
                 return .progressed
             }
             return await read(generation: generation, from: position, limit: sealedEnd, sealed: true, into: &buffer)
@@ -98,11 +108,16 @@ final class FileEventStream: EventStream {
         lines += 1
     }
 
-    /// Moves to the start of generation `successor`, sending `marker` (if any) with the id of
-    /// that start.
-    private func moveToStart(of successor: UInt64, marker: (kind: StreamEvent.Kind, message: String)?, into buffer: inout ByteBuffer) {
+    /// Moves to the start of generation `successor`, which follows `generation`, sending `marker`
+    /// (if any). A `rotated` or `truncated` marker, or any after a truncation, is named by where
+    /// `generation` ends (``Generation/endID``), else by the start of `successor`'s file.
+    private func moveToStart(
+        of successor: UInt64, after generation: Generation, marker: (kind: StreamEvent.Kind, message: String)?, into buffer: inout ByteBuffer
+    ) {
         let identity = source.table.withLock { $0[successor]?.identity }
-        let event = marker.map { StreamEvent.marker($0.kind, id: identity.map { FileEventID.start(of: $0).description }, message: $0.message) }
+        let byEnd = marker?.kind != .reset || generation.transition == .truncated || (identity != nil && identity == generation.identity)
+        let id = (byEnd ? generation.endID : nil) ?? identity.map(FileEventID.start(of:))
+        let event = marker.map { StreamEvent.marker($0.kind, id: id?.description, message: $0.message) }
         move(to: FilePosition(generation: successor, offset: 0), emitting: event, into: &buffer)
     }
 
@@ -110,7 +125,10 @@ final class FileEventStream: EventStream {
         if let event {
             encoder.encode(event, into: &buffer)
             encoder.count(events: encoder.writes(event.kind) ? 1 : 0)
-            if event.kind == .reset { source.meter.reset() }
+            if event.kind == .reset {
+                source.meter.reset()
+                source.logger.info("a client skips lines", metadata: ["reason": .string(String(decoding: event.text, as: UTF8.self))])
+            }
         }
         cursor.move(to: target)
     }
@@ -149,8 +167,9 @@ final class FileEventStream: EventStream {
             return (output, reached, lines)
         }
         guard let (output, reached, lines) = outcome, reached > position.offset else {
-            guard sealed, let successor = generation.successor else { return .waitForFollower }
-            moveToStart(of: successor, marker: (.reset, "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
+            // A client gone (its task cancelled) reads nothing more; it skips nothing.
+            guard sealed, let successor = generation.successor, !Task.isCancelled else { return .waitForFollower }
+            moveToStart(of: successor, after: generation, marker: (.reset, "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
             return .progressed
         }
         encoder.count(events: lines)

@@ -50,7 +50,11 @@ final class FileFollower {
             do {
                 let replacement = try OpenFile.open(path: source.path)
                 drain(current)
-                drainRotatedGenerations(after: current, replacement: replacement)
+                let walk = drainRotatedGenerations(after: current, replacement: replacement)
+                switched = walk.moved || switched
+                // Files still being renamed: the generations before the replacement may not all be
+                // found yet, so it waits for the next look.
+                guard walk.isComplete else { return switched }
                 rotate(to: replacement)
                 drain(replacement)
                 switched = true
@@ -61,27 +65,29 @@ final class FileFollower {
         case .success:
             source.report(problem: nil)
         case .failure:
-            switched = drainRotatedGenerations(after: current) || switched
+            switched = drainRotatedGenerations(after: current).moved || switched
         }
         return switched
     }
 
     /// Follows and drains, in order, the generations rotated after `current` that still lie beside
-    /// it (several rotations between two looks): each after a `rotated` marker. Returns `true` when
-    /// it moved to another file. `replacement` (the file now at the path) is left to the caller.
-    @discardableResult
-    private func drainRotatedGenerations(after current: OpenFile, replacement: OpenFile? = nil) -> Bool {
+    /// it (several rotations between two looks): each after a `rotated` marker. `moved`: it moved to
+    /// another file. Not `isComplete` when files kept being renamed while it looked: more of them
+    /// may lie beside, found at the next look. `replacement` (the file now at the path) is left to
+    /// the caller.
+    private func drainRotatedGenerations(after current: OpenFile, replacement: OpenFile? = nil) -> (moved: Bool, isComplete: Bool) {
         var moved = false
-        for generation in source.rotations.openGenerations(after: current.identity) {
+        let found = source.rotations.openGenerations(after: current.identity)
+        for generation in found.files {
             // The replacement was rotated too while we looked: it comes first, the rest next time.
-            if generation.identity == replacement?.identity { break }
+            if generation.identity == replacement?.identity { return (moved, true) }
             if source.table.withLock({ !$0.serials(of: generation.identity).isEmpty }) { continue }
             if !moved { drain(current) }
             rotate(to: generation)
             drain(generation)
             moved = true
         }
-        return moved
+        return (moved, found.isComplete)
     }
 
     /// Records the followed file's fingerprint while it is shorter than the fingerprint's window.
@@ -123,6 +129,7 @@ final class FileFollower {
         )])
         file = opened
         recordFingerprint(of: opened, force: true)
+        source.logger.debug("following from", metadata: ["file": .stringConvertible(opened.identity), "offset": .stringConvertible(start)])
         return true
     }
 
@@ -210,11 +217,11 @@ final class FileFollower {
         let copy = readRestFromCopy(of: current)
         flushHeld(identity: current.identity)
         let end = splitter.emittedOffset
+        let endCheck = PositionCheck(of: window).value
         // Without a copy the generation's bytes are gone: only an id at its end can resume.
-        let endCheck = copy == nil ? PositionCheck(of: window).value : nil
         let (previous, serial) = source.table.withLock { table in
             let previous = table.active
-            return (previous, table.advance(end: end, endCheck: endCheck, to: current, transition: .truncated))
+            return (previous, table.advance(end: end, endCheck: endCheck, overwritten: copy == nil, to: current, transition: .truncated))
         }
         splitter.reset(offset: 0)
         window = []
@@ -222,9 +229,11 @@ final class FileFollower {
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
             to: FilePosition(generation: serial, offset: 0),
-            event: .marker(.truncated, id: FileEventID.start(of: current.identity).description, message: Self.message(for: .truncated))
+            event: .marker(.truncated, id: FileEventID(file: current.identity, offset: end, check: endCheck).description, message: Self.message(for: .truncated))
         )])
-        source.logger.info("file truncated; reading from the start", metadata: ["path": .string(source.path)])
+        source.logger.info("file truncated; reading from the start", metadata: [
+            "path": .string(source.path), "file": .stringConvertible(current.identity), "end": .stringConvertible(end),
+        ])
     }
 
     /// copytruncate: the copy the rotation left beside `current` before truncating it holds the
@@ -255,10 +264,13 @@ final class FileFollower {
     private func rotate(to replacement: OpenFile) {
         if let old = file { flushHeld(identity: old.identity) }
         let end = splitter.emittedOffset
+        let endCheck = PositionCheck(of: window).value
         let (previous, serial) = source.table.withLock { table in
             let previous = table.active
-            return (previous, table.advance(end: end, to: replacement, transition: .rotated))
+            return (previous, table.advance(end: end, endCheck: file == nil ? nil : endCheck, to: replacement, transition: .rotated))
         }
+        // The marker is named by where the generation it leaves ends (``Generation/endID``).
+        let id = file.map { FileEventID(file: $0.identity, offset: end, check: endCheck) } ?? FileEventID.start(of: replacement.identity)
         splitter.reset(offset: 0)
         window = []
         file = replacement
@@ -266,9 +278,11 @@ final class FileFollower {
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
             to: FilePosition(generation: serial, offset: 0),
-            event: .marker(.rotated, id: FileEventID.start(of: replacement.identity).description, message: Self.message(for: .rotated))
+            event: .marker(.rotated, id: id.description, message: Self.message(for: .rotated))
         )])
-        source.logger.info("file replaced; following the new file", metadata: ["path": .string(source.path)])
+        source.logger.info("file replaced; following the new file", metadata: [
+            "path": .string(source.path), "file": .stringConvertible(replacement.identity), "previous-end": .stringConvertible(end),
+        ])
     }
 
     /// The human-readable text of a `rotated` or `truncated` marker.

@@ -27,14 +27,24 @@ struct Generation: Sendable {
     var successor: UInt64?
     /// The marker sent when moving to the successor (`nil`: move silently).
     var transition: StreamEvent.Kind?
-    /// The ``PositionCheck`` of the bytes before `sealedEnd`, kept for a generation truncated in
-    /// place (its bytes are gone from the file), so an id at its end still resumes exactly.
+    /// The ``PositionCheck`` of the bytes before `sealedEnd`, once sealed: the id of the `rotated` or
+    /// `truncated` marker that follows names that point (``endID``), and for a generation whose
+    /// bytes are gone (``isOverwritten``) an id at its end still resumes exactly.
     var endCheck: UInt32?
+    /// `true` when the file was truncated in place after this generation and no copy of it was
+    /// found: its bytes are gone.
+    var isOverwritten = false
 
     var identity: FileIdentity? { named ?? file?.identity ?? released }
 
-    /// `true` when the file was truncated in place after this generation: its bytes are gone.
-    var isOverwritten: Bool { transition == .truncated && endCheck != nil }
+    /// The id of the generation's end, when its check is known: the id of the `rotated` or
+    /// `truncated` marker that follows it. (The start of the next file cannot name that point: a
+    /// file's start names where its first content began, which after a copytruncate lies in the
+    /// copy, and after a truncation the same file's start names the generation before.)
+    var endID: FileEventID? {
+        guard let sealedEnd, let endCheck, let identity else { return nil }
+        return FileEventID(file: identity, offset: sealedEnd, check: endCheck)
+    }
 }
 
 /// The generations of one file source, shared by its follower and its clients' streams.
@@ -66,11 +76,13 @@ struct GenerationTable: Sendable {
     subscript(serial: UInt64) -> Generation? { generations[serial] }
 
     /// Seals the active generation at `end` and makes a new one (for `file`) active.
-    /// `endCheck` is given for a truncation in place (see ``Generation/endCheck``).
-    mutating func advance(end: Int64, endCheck: UInt32? = nil, to file: OpenFile, transition: StreamEvent.Kind?) -> UInt64 {
+    /// `endCheck` is given for a truncation in place, and `overwritten` when no copy of what it
+    /// held was found (see ``Generation/endCheck``).
+    mutating func advance(end: Int64, endCheck: UInt32? = nil, overwritten: Bool = false, to file: OpenFile, transition: StreamEvent.Kind?) -> UInt64 {
         let serial = insert(Generation(file: file))
         generations[active]?.sealedEnd = end
         generations[active]?.endCheck = endCheck
+        generations[active]?.isOverwritten = overwritten
         generations[active]?.successor = serial
         generations[active]?.transition = transition
         active = serial
@@ -81,20 +93,23 @@ struct GenerationTable: Sendable {
     }
 
     /// Adds the rotated files a resuming client must read, oldest first, each ending (for us) at
-    /// the given size; the newest is followed by the generation this process followed first, or
-    /// by a known generation of the same file. Returns the first file's generation.
-    mutating func addDetachedChain(_ files: [(file: OpenFile, end: Int64)]) -> UInt64 {
+    /// the given size, up to the first that is a generation here already: the chain goes on there
+    /// (the files after it are, or will be, the follower's own generations after it). With none
+    /// here, the newest is followed by the generation this process followed first. Returns the
+    /// first file's generation.
+    mutating func addDetachedChain(_ files: [(file: OpenFile, end: Int64, endCheck: UInt32)]) -> UInt64 {
         // The oldest generation of a file here (also one whose descriptor was let go: a client
         // opens it again), never one after it.
         var successor = order.first { generations[$0]?.identity != nil } ?? active
-        for (file, end) in files.reversed() {
+        var unknown: [(file: OpenFile, end: Int64, endCheck: UInt32)] = []
+        for (file, end, endCheck) in files {
             // A copytruncate copy read as a generation of the followed file (its ids name that
             // file) is the same content: the chain goes on there, it is not read twice.
             if let copy = order.last(where: {
                 generations[$0]?.named != nil && (generations[$0]?.file?.identity ?? generations[$0]?.released) == file.identity
             }) {
                 successor = copy
-                continue
+                break
             }
             if let known = serials(of: file.identity).last {
                 if generations[known]?.file == nil, generations[known]?.named == nil {
@@ -102,9 +117,12 @@ struct GenerationTable: Sendable {
                     generations[known]?.released = nil
                 }
                 successor = known
-                continue
+                break
             }
-            successor = insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .rotated))
+            unknown.append((file, end, endCheck))
+        }
+        for (file, end, endCheck) in unknown.reversed() {
+            successor = insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .rotated, endCheck: endCheck))
         }
         return successor
     }
@@ -128,27 +146,27 @@ struct GenerationTable: Sendable {
     /// was truncated: read to `end`, then `successor` follows after a `truncated` marker.
     /// Every client resuming there shares one such generation (many of them would push the
     /// generations clients are reading out of the table).
-    mutating func addCopy(_ file: OpenFile, end: Int64, before successor: UInt64) -> UInt64 {
+    mutating func addCopy(_ file: OpenFile, end: Int64, endCheck: UInt32, before successor: UInt64) -> UInt64 {
         if let known = serials(of: file.identity).first(where: { generations[$0]?.successor == successor && generations[$0]?.named == nil }) {
             return known
         }
-        return insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated))
+        return insert(Generation(file: file, sealedEnd: end, successor: successor, transition: .truncated, endCheck: endCheck))
     }
 
     /// Adds the copies a copytruncate rotation left of the followed file before each of its
     /// truncations in place, oldest first, each read to its end and followed by the next after a
     /// `truncated` marker, the newest by `successor`. A copy a generation here already reads (the
     /// follower read the rest of the file from it) is that generation. Returns the first copy's.
-    mutating func addCopies(_ files: [(file: OpenFile, end: Int64)], before successor: UInt64) -> UInt64 {
+    mutating func addCopies(_ files: [(file: OpenFile, end: Int64, endCheck: UInt32)], before successor: UInt64) -> UInt64 {
         var next = successor
-        for (file, end) in files.reversed() {
+        for (file, end, endCheck) in files.reversed() {
             if let read = order.last(where: {
                 generations[$0]?.named != nil && (generations[$0]?.file?.identity ?? generations[$0]?.released) == file.identity
             }) {
                 next = read
                 continue
             }
-            next = addCopy(file, end: end, before: next)
+            next = addCopy(file, end: end, endCheck: endCheck, before: next)
         }
         return next
     }

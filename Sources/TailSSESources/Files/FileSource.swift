@@ -120,7 +120,8 @@ public final class FileSource: ManagedSource {
     public func openStream(_ request: StreamRequest, encoder: EventEncoder) async -> any EventStream {
         streams.add(1, ordering: .relaxed)
         let start = await startPosition(for: request)
-        return FileEventStream(source: self, encoder: encoder, start: start.position, pending: start.reset)
+        let resumedID = start.reset == nil ? request.resumeID : nil
+        return FileEventStream(source: self, encoder: encoder, start: start.position, startID: resumedID, pending: start.reset)
     }
 
     func streamEnded() { streams.subtract(1, ordering: .relaxed) }
@@ -135,6 +136,7 @@ public final class FileSource: ManagedSource {
                 return (position, nil)
             case .failure(let reason):
                 meter.reset()
+                logger.info("a client's resume id cannot be honoured", metadata: ["id": .string(resumeID), "reason": .string(reason.description)])
                 let position = await tailPosition(request.tail)
                 return (position, .marker(.reset, id: eventID(at: position), message: reason.description))
             }
@@ -176,7 +178,10 @@ public final class FileSource: ManagedSource {
     /// holds other bytes there.
     private func resolveInTable(_ id: FileEventID) async -> (FilePosition?, rewritten: Bool) {
         var rewritten = false
-        for serial in table.withLock({ $0.serials(of: id.file) }) {
+        // The start of a file names where its first generation here began (the generations after
+        // its truncations are named by the end of the one before: ``Generation/endID``).
+        let serials = table.withLock { $0.serials(of: id.file) }
+        for serial in id.offset == 0 ? serials.reversed() : serials {
             guard let generation = table.withLock({ $0[serial] }) else { continue }
             if generation.isOverwritten {
                 // Its bytes are gone from the file: only an id at its very end is known to be right.
@@ -206,25 +211,55 @@ public final class FileSource: ManagedSource {
     /// rotated after it (``RotatedGenerations/openChain(from:)``).
     private func resumeInRotated(_ id: FileEventID) async -> Result<FilePosition, ResumeFailure> {
         let rotations = self.rotations
-        let chain = await runBlocking { () -> [(OpenFile, Int64)]? in
-            let files = rotations.openChain(from: id.file, offset: id.offset, check: id.check)
-            guard let first = files.first else { return nil }
+        let lookup = await runBlocking { () -> ChainLookup in
+            var found = rotations.openChain(from: id.file, offset: id.offset, check: id.check)
+            // Files are being renamed (a rotation burst): look again once they have settled.
+            var looks = 1
+            while !found.isComplete, looks < Self.unsettledLooks {
+                usleep(Self.unsettledPause)
+                found = rotations.openChain(from: id.file, offset: id.offset, check: id.check)
+                looks += 1
+            }
+            guard found.isComplete else { return .unsettled }
+            guard let first = found.files.first else { return .none }
             let size = try first.size()
-            guard id.offset <= size, try PositionCheck(of: first.history(before: id.offset)).value == id.check else { return nil }
-            return try files.map { ($0, try $0.size()) }
+            guard id.offset <= size, try PositionCheck(of: first.history(before: id.offset)).value == id.check else { return .none }
+            return .found(try found.files.map { file in
+                let size = try file.size()
+                return (file, size, PositionCheck(of: try file.history(before: size)).value)
+            })
         }
-        if let chain = chain ?? nil {
+        switch lookup ?? .none {
+        case .found(let chain):
             // Rotations may have come since the follower last looked (a burst): it drains them now,
-            // so every file of the chain it has not followed yet becomes its generation, which the
-            // chain then goes on with. Added before, they would be files it skips (lost for live
-            // clients) and the chain would go on with the oldest generation here (sent twice).
+            // so the files of the chain it follows are its generations, where the chain goes on.
+            // Added as the chain's, they would be files it skips (lost for live clients).
             await watcher.sync(self)
             let serial = table.withLock { $0.addDetachedChain(chain) }
-            logger.debug("resuming in a rotated file", metadata: ["identity": .string(id.file.description), "files": .stringConvertible(chain.count)])
+            logger.debug("resuming in a rotated file", metadata: [
+                "identity": .string(id.file.description),
+                "files": .string(chain.map { "\($0.file.identity) to \($0.end)" }.joined(separator: ", ")),
+            ])
             return .success(FilePosition(generation: serial, offset: id.offset))
+        case .unsettled:
+            return .failure(ResumeFailure(description: "the rotated files after the one this id names kept being renamed; starting from the tail"))
+        case .none:
+            return .failure(ResumeFailure(description: "this id names a file that is no longer here (rotated away, deleted, or another source's); starting from the tail"))
         }
-        return .failure(ResumeFailure(description: "this id names a file that is no longer here (rotated away, deleted, or another source's); starting from the tail"))
     }
+
+    private enum ChainLookup: Sendable {
+        /// The id's file and the files rotated after it, oldest first, with their sizes and the
+        /// checks of their ends.
+        case found([(file: OpenFile, end: Int64, endCheck: UInt32)])
+        case none
+        case unsettled
+    }
+
+    /// How often a resume looks for the rotated files after its id's file while they are being
+    /// renamed, and the pause between two looks in microseconds (1,000 × 2 ms: two seconds).
+    private static let unsettledLooks = 1000
+    private static let unsettledPause: UInt32 = 2000
 
     /// For an id in the followed file before it was truncated in place (copytruncate): the same
     /// position in the copy the rotation left beside it, which is followed by the file's content
@@ -234,10 +269,13 @@ public final class FileSource: ManagedSource {
         let rotations = self.rotations
         // The file may have been truncated in place again since (also while tailsse was down): the
         // copies of what it held in between lie after this one, and are read before `successor`.
-        guard let found = await runBlocking({ () -> [(file: OpenFile, end: Int64)]? in
+        guard let found = await runBlocking({ () -> [(file: OpenFile, end: Int64, endCheck: UInt32)]? in
             guard let copy = rotations.openCopy(of: id.file, offset: id.offset, check: id.check) else { return nil }
             let copies = [copy] + rotations.openLaterCopies(after: copy.identity, of: id.file)
-            return try copies.map { ($0, try $0.size()) }
+            return try copies.map { copy in
+                let size = try copy.size()
+                return (copy, size, PositionCheck(of: try copy.history(before: size)).value)
+            }
         }), let copies = found else { return nil }
         let serial = table.withLock { $0.addCopies(copies, before: successor) }
         logger.debug("resuming in the copy of a truncated file", metadata: ["identity": .string(id.file.description)])

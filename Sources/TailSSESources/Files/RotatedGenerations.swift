@@ -3,6 +3,24 @@ import Glibc
 #endif
 import TailSSECore
 
+/// Files opened from the rotated generations beside a followed file, oldest first.
+struct OpenedGenerations {
+    var files: [OpenFile]
+    /// `false` when files kept being renamed while it looked (no two listings of the directory in a
+    /// row agreed): generations after the last file may be missing, so look again later.
+    var isComplete: Bool
+
+    /// Nothing to open (the rules refuse it, or it is not there).
+    static let none = OpenedGenerations(files: [], isComplete: true)
+    /// Nothing opened: files were being renamed the whole time it looked.
+    static let unsettled = OpenedGenerations(files: [], isComplete: false)
+
+    /// These generations, after `earlier`.
+    func after(_ earlier: [OpenFile]) -> OpenedGenerations {
+        OpenedGenerations(files: earlier + files, isComplete: isComplete)
+    }
+}
+
 /// The rotated generations of a followed file that lie beside it, and which of them may be read.
 ///
 /// A generation a resume id names must be one tailsse followed (``FollowedGenerations``, with a
@@ -14,7 +32,7 @@ struct RotatedGenerations {
     let baseName: String
     let followed: FollowedGenerationStore
 
-    /// Opens the rotated file `identity` and the rotated files written after it, oldest first; `[]`
+    /// Opens the rotated file `identity` and the rotated files written after it, oldest first; none
     /// when `identity` is not a followed generation lying beside the file under a rotation name.
     /// Nothing that fails these rules is opened.
     ///
@@ -23,44 +41,48 @@ struct RotatedGenerations {
     /// holding it (``openCopy(of:offset:check:before:)``), followed by the file from its start. Also
     /// when the truncation happened while tailsse did not look (it was down): the file no longer
     /// starts as it did when it was followed.
-    func openChain(from identity: FileIdentity, offset: Int64, check: UInt32) -> [OpenFile] {
-        guard followed.entry(for: identity) != nil else { return [] }
-        let siblings = list(device: identity.device)
-        guard let start = siblings.first(where: { $0.identity == identity }) else { return [] }
+    ///
+    /// Not complete (``OpenedGenerations/isComplete``) when files kept being renamed while it looked.
+    func openChain(from identity: FileIdentity, offset: Int64, check: UInt32) -> OpenedGenerations {
+        guard followed.entry(for: identity) != nil else { return .none }
+        guard let siblings = list(device: identity.device) else { return .unsettled }
+        guard let start = siblings.first(where: { $0.identity == identity }) else { return .none }
         switch open(start, after: nil) {
         case .opened(let first):
             if let size = try? first.size(), offset <= size, let history = try? first.history(before: offset),
                PositionCheck(of: history).value == check {
-                return [first] + openNewer(than: identity, in: siblings)
+                return openNewer(than: identity, in: siblings).after([first])
             }
-            guard let copy = openCopy(of: identity, offset: offset, check: check) else { return [] }
-            return [copy, first] + openNewer(than: identity, in: siblings)
+            guard let copy = openCopy(of: identity, offset: offset, check: check) else { return .none }
+            return openNewer(than: identity, in: siblings).after([copy, first])
         case .failed:
-            return []
+            return .unsettled
         case .refused:
             guard start.links == 1, let entry = followed.entry(for: identity),
                   let file = try? OpenFile.openGeneration(path: start.path, identity: identity),
                   let leading = try? file.leadingBytes(), !entry.fingerprint.matches(leading),
                   let copy = openCopy(of: identity, offset: offset, check: check, before: [entry.fingerprint])
-            else { return [] }
+            else { return .none }
             followed.record(file)   // what it held before becomes its truncated content
-            return [copy, file] + openNewer(than: identity, in: siblings)
+            return openNewer(than: identity, in: siblings).after([copy, file])
         }
     }
 
     /// Opens again the followed generation `identity` lying beside the file under a rotation name,
     /// if it still starts as recorded; `nil` otherwise.
     func reopen(_ identity: FileIdentity) -> OpenFile? {
-        guard let sibling = list(device: identity.device).first(where: { $0.identity == identity }),
+        guard let sibling = latestList(device: identity.device).first(where: { $0.identity == identity }),
               case .opened(let file) = open(sibling, after: nil)
         else { return nil }
         return file
     }
 
     /// Opens the rotated files written after the followed file `identity` (which has been renamed
-    /// away), oldest first; `[]` when it does not lie beside under a rotation name.
-    func openGenerations(after identity: FileIdentity) -> [OpenFile] {
-        openNewer(than: identity, in: list(device: identity.device))
+    /// away), oldest first; none when it does not lie beside under a rotation name. Not complete
+    /// when files kept being renamed while it looked: the caller looks again later.
+    func openGenerations(after identity: FileIdentity) -> OpenedGenerations {
+        guard let siblings = list(device: identity.device) else { return .unsettled }
+        return openNewer(than: identity, in: siblings)
     }
 
     /// Opens the copy a copytruncate rotation left beside the followed file `identity` before
@@ -70,7 +92,7 @@ struct RotatedGenerations {
     func openCopy(of identity: FileIdentity, offset: Int64, check: UInt32, before known: [GenerationFingerprint]? = nil) -> OpenFile? {
         let before = known ?? followed.truncatedContent(of: identity)
         guard !before.isEmpty else { return nil }
-        for sibling in list(device: identity.device).reversed() where sibling.links == 1 && sibling.identity != identity {
+        for sibling in latestList(device: identity.device).reversed() where sibling.links == 1 && sibling.identity != identity {
             guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity),
                   let leading = try? file.leadingBytes(), before.contains(where: { $0.matches(leading) }),
                   let size = try? file.size(), offset <= size,
@@ -89,7 +111,7 @@ struct RotatedGenerations {
         let before = followed.truncatedContent(of: identity)
         guard !before.isEmpty else { return [] }
         var copies: [OpenFile] = []
-        for file in openGenerations(after: copy) {
+        for file in openGenerations(after: copy).files {
             guard file.identity != identity, let leading = try? file.leadingBytes(),
                   before.contains(where: { $0.matches(leading) })
             else { break }
@@ -98,14 +120,22 @@ struct RotatedGenerations {
         return copies
     }
 
-    private func list(device: UInt64) -> [RotatedSibling] {
-        rotatedSiblings(directory: directory, baseName: baseName, device: device)
+    /// The rotated siblings as two listings in a row saw them (``settledRotatedSiblings``), or `nil`.
+    private func list(device: UInt64) -> [RotatedSibling]? {
+        settledRotatedSiblings(directory: directory, baseName: baseName, device: device)
+    }
+
+    /// The settled listing, else the latest: for looking up a file whose identity is then checked.
+    private func latestList(device: UInt64) -> [RotatedSibling] {
+        list(device: device) ?? rotatedSiblings(directory: directory, baseName: baseName, device: device)
     }
 
     /// Walks the generations after `identity` one by one, passing over files the rules refuse. A
     /// rotation that moves files while we walk makes an open fail (gone, or another file under that
     /// name): the directory is listed again and the walk goes on from the last generation opened.
-    private func openNewer(than identity: FileIdentity, in listed: [RotatedSibling]) -> [OpenFile] {
+    /// `listed` must be settled (``settledRotatedSiblings``): a generation a listing missed would
+    /// be skipped.
+    private func openNewer(than identity: FileIdentity, in listed: [RotatedSibling]) -> OpenedGenerations {
         var chain: [OpenFile] = []
         var siblings = listed
         var last = identity
@@ -121,11 +151,13 @@ struct RotatedGenerations {
                 refused.insert(candidate.identity)
             case .failed:
                 relists += 1
-                guard relists <= 8 else { return chain }
-                siblings = list(device: identity.device)
+                guard relists <= 8, let again = list(device: identity.device) else {
+                    return OpenedGenerations(files: chain, isComplete: false)
+                }
+                siblings = again
             }
         }
-        return chain
+        return OpenedGenerations(files: chain, isComplete: true)
     }
 
     private enum Opening {

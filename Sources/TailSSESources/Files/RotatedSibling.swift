@@ -48,3 +48,20 @@ func rotatedSiblings(directory: String, baseName: String, device: UInt64) -> [Ro
         return a.suffix.isOlder(than: b.suffix) ?? (a.path < b.path)
     }
 }
+
+/// ``rotatedSiblings(directory:baseName:device:)`` listed until two listings in a row agree, so a
+/// rename that moved a file while it was listed is not taken for the directory's state: a listing
+/// racing a rotation can miss a file (listed under neither its old nor its new name) or see one
+/// twice, and a missed generation would be skipped. `nil` when no two of `attempts` listings
+/// agreed (files are being renamed the whole time): look again later.
+func settledRotatedSiblings(directory: String, baseName: String, device: UInt64, attempts: Int = 16) -> [RotatedSibling]? {
+    var previous = rotatedSiblings(directory: directory, baseName: baseName, device: device)
+    for _ in 1..<max(2, attempts) {
+        let listed = rotatedSiblings(directory: directory, baseName: baseName, device: device)
+        if listed.elementsEqual(previous, by: { $0.path == $1.path && $0.identity == $1.identity && $0.links == $1.links }) {
+            return listed
+        }
+        previous = listed
+    }
+    return nil
+}
