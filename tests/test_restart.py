@@ -287,3 +287,53 @@ def test_marker_ids_name_the_end_of_the_generation_they_leave(tailsse, logdir):
             s.wait_for(_has_text("c-1 after the truncation"), 20, "c-1")
             assert s.texts() == ["c-1 after the truncation"], f"restarted={restarted}"
             assert "reset" not in [e.type for e in s.events]
+
+
+def test_resume_in_a_copy_reads_the_later_copies_before_the_renamed_file(tailsse, logdir):
+    """The file was copytruncated while tailsse was down and again while it ran, then renamed
+    away, and tailsse restarted: a client resuming in the first content reads the first copy, the
+    second copy (the content between the truncations), then the renamed file, then the new file."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    srv.pin_port()
+
+    def shift():
+        n = 1
+        while (logdir / f"app.log.{n}").exists():
+            n += 1
+        for k in range(n - 1, 0, -1):
+            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
+
+    def copytruncate():
+        shift()
+        shutil.copyfile(log, logdir / "app.log.1")
+        os.truncate(log, 0)
+
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "x-1 first content\nx-2 first content\n")
+        last = s.wait_messages(2)[0].own_id
+    srv.kill()
+    copytruncate()
+    append(log, "y-1 second content\ny-2 second content\n")
+    srv.start()
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "y-3 second content\n")
+        s.wait_for(_has_text("y-3 second content"), 20, "y-3")
+        copytruncate()
+        append(log, "z-1 third content\n")
+        s.wait_for(_has_text("z-1 third content"), 20, "z-1")
+        shift()
+        os.rename(log, logdir / "app.log.1")
+        append(log, "w-1 the new file\n")
+        s.wait_for(_has_text("w-1 the new file"), 20, "w-1")
+    srv.kill()
+    srv.start()
+    expected = ["x-2 first content", "y-1 second content", "y-2 second content", "y-3 second content",
+                "z-1 third content", "w-1 the new file"]
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_for(_has_text("w-1 the new file"), 20, "w-1")
+        assert s.texts() == expected
+        assert "reset" not in [e.type for e in s.events]

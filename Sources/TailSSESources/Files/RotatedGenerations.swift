@@ -38,7 +38,8 @@ struct RotatedGenerations {
     ///
     /// When the file no longer holds `check` before `offset`, the id is in what it held before it
     /// was truncated in place (copytruncate, then renamed away): the chain then starts with the copy
-    /// holding it (``openCopy(of:offset:check:before:)``), followed by the file from its start. Also
+    /// holding it (``openCopy(of:offset:check:before:)``) and the copies of its later truncations
+    /// (``openLaterCopies(after:of:)``), followed by the file from its start. Also
     /// when the truncation happened while tailsse did not look (it was down): the file no longer
     /// starts as it did when it was followed.
     ///
@@ -54,7 +55,7 @@ struct RotatedGenerations {
                 return openNewer(than: identity, in: siblings).after([first])
             }
             guard let copy = openCopy(of: identity, offset: offset, check: check) else { return .none }
-            return openNewer(than: identity, in: siblings).after([copy, first])
+            return openNewer(than: identity, in: siblings).after([copy] + openLaterCopies(after: copy.identity, of: identity) + [first])
         case .failed:
             return .unsettled
         case .refused:
@@ -64,7 +65,7 @@ struct RotatedGenerations {
                   let copy = openCopy(of: identity, offset: offset, check: check, before: [entry.fingerprint])
             else { return .none }
             followed.record(file)   // what it held before becomes its truncated content
-            return openNewer(than: identity, in: siblings).after([copy, file])
+            return openNewer(than: identity, in: siblings).after([copy] + openLaterCopies(after: copy.identity, of: identity) + [file])
         }
     }
 
