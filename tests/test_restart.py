@@ -337,3 +337,45 @@ def test_resume_in_a_copy_reads_the_later_copies_before_the_renamed_file(tailsse
         s.wait_for(_has_text("w-1 the new file"), 20, "w-1")
         assert s.texts() == expected
         assert "reset" not in [e.type for e in s.events]
+
+
+def test_resume_from_an_older_file_reads_a_file_copytruncated_while_down(tailsse, logdir):
+    """While tailsse was down the followed file was copytruncated (its copy became app.log.1) and
+    then renamed away: a client resuming in the file before it reads that file, the copy, what the
+    renamed file got after its truncation, then the new file. (The renamed file no longer starts
+    as tailsse recorded it, and was passed over as if it were another file.)"""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    srv.pin_port()
+
+    def shift():
+        n = 1
+        while (logdir / f"app.log.{n}").exists():
+            n += 1
+        for k in range(n - 1, 0, -1):
+            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
+
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "o-1 older file\no-2 older file\n")
+        last = s.wait_messages(2)[0].own_id
+        shift()
+        os.rename(log, logdir / "app.log.1")
+        append(log, "a-1 first content\na-2 first content\n")
+        s.wait_for(_has_text("a-2 first content"), 20, "a-2")
+    srv.kill()
+    shift()
+    shutil.copyfile(log, logdir / "app.log.1")
+    os.truncate(log, 0)
+    append(log, "b-1 after the truncation\nb-2 after the truncation\n")
+    shift()
+    os.rename(log, logdir / "app.log.1")
+    append(log, "n-1 the new file\n")
+    srv.start()
+    expected = ["o-2 older file", "a-1 first content", "a-2 first content",
+                "b-1 after the truncation", "b-2 after the truncation", "n-1 the new file"]
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_for(_has_text("n-1 the new file"), 20, "n-1")
+        assert s.texts() == expected
+        assert "reset" not in [e.type for e in s.events]

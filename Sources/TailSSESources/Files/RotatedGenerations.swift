@@ -170,17 +170,20 @@ struct RotatedGenerations {
     }
 
     /// Opens `sibling` if the rules allow: a followed generation with its fingerprint, or (with
-    /// `previous`, the generation before it) a file never seen that can be the one rotated after
-    /// it (``RotatedSibling/canFollow(_:)``) and is single-linked. Recorded as followed once opened.
+    /// `previous`, the generation before it) a file that can be the one rotated after it
+    /// (``RotatedSibling/canFollow(_:)``) and is single-linked — never seen, or followed but
+    /// rewritten in place since (copytruncated while tailsse was down: its copy came before it, and
+    /// it now holds what was written after the truncation). Recorded as followed once opened.
     private func open(_ sibling: RotatedSibling, after previous: RotatedSibling?) -> Opening {
         let entry = followed.entry(for: sibling.identity)
-        guard entry != nil || (sibling.links == 1 && previous.map { sibling.canFollow($0) } == true) else { return .refused }
+        let canBeNext = sibling.links == 1 && previous.map { sibling.canFollow($0) } == true
+        guard entry != nil || canBeNext else { return .refused }
         guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity) else { return .failed }
-        if let entry {
-            guard let leading = try? file.leadingBytes(), entry.fingerprint.matches(leading) else { return .refused }
-        } else {
-            followed.record(file)
+        if let entry, let leading = try? file.leadingBytes(), entry.fingerprint.matches(leading) {
+            return .opened(file)
         }
+        guard canBeNext else { return .refused }
+        followed.record(file)
         return .opened(file)
     }
 }
