@@ -379,3 +379,46 @@ def test_resume_from_an_older_file_reads_a_file_copytruncated_while_down(tailsse
         s.wait_for(_has_text("n-1 the new file"), 20, "n-1")
         assert s.texts() == expected
         assert "reset" not in [e.type for e in s.events]
+
+
+def test_resume_in_a_copy_of_a_file_copytruncated_up_and_down_then_renamed(tailsse, logdir):
+    """The client's id is in what the file held before a copytruncate tailsse saw; while it was
+    down the file was copytruncated again and renamed away: the client reads the first copy, the
+    second, the renamed file, then the new one. (The first copy was looked for only by the
+    fingerprint of the content tailsse followed last, the second one.)"""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    srv.pin_port()
+
+    def shift():
+        n = 1
+        while (logdir / f"app.log.{n}").exists():
+            n += 1
+        for k in range(n - 1, 0, -1):
+            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
+
+    def copytruncate():
+        shift()
+        shutil.copyfile(log, logdir / "app.log.1")
+        os.truncate(log, 0)
+
+    with SSEStream(srv.port, "/sources/app?tail=0") as s:
+        s.wait_ready()
+        append(log, "c1-1 first content\nc1-2 first content\n")
+        last = s.wait_messages(2)[0].own_id
+        copytruncate()
+        append(log, "c2-1 second content\n")
+        s.wait_for(_has_text("c2-1 second content"), 20, "c2-1")
+    srv.kill()
+    copytruncate()
+    append(log, "c3-1 third content\n")
+    shift()
+    os.rename(log, logdir / "app.log.1")
+    append(log, "n-1 the new file\n")
+    srv.start()
+    expected = ["c1-2 first content", "c2-1 second content", "c3-1 third content", "n-1 the new file"]
+    with SSEStream(srv.port, "/sources/app?tail=0", last_event_id=last) as s:
+        s.wait_for(_has_text("n-1 the new file"), 20, "n-1")
+        assert s.texts() == expected
+        assert "reset" not in [e.type for e in s.events]

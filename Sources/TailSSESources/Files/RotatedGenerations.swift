@@ -62,7 +62,7 @@ struct RotatedGenerations {
             guard start.links == 1, let entry = followed.entry(for: identity),
                   let file = try? OpenFile.openGeneration(path: start.path, identity: identity),
                   let leading = try? file.leadingBytes(), !entry.fingerprint.matches(leading),
-                  let copy = openCopy(of: identity, offset: offset, check: check, before: [entry.fingerprint])
+                  let copy = openCopy(of: identity, offset: offset, check: check, before: [entry.fingerprint] + followed.truncatedContent(of: identity))
             else { return .none }
             followed.record(file)   // what it held before becomes its truncated content
             return openNewer(than: identity, in: siblings).after([copy] + openLaterCopies(after: copy.identity, of: identity) + [file])
