@@ -6,11 +6,12 @@ each of its sources, in order, no gap, no duplicate.
 Three runs of the same harness (tests/soak.py):
 - rename rotations and bursts, with kill -9 restarts;
 - every kind of rotation, copytruncate included, tailsse up the whole time;
-- every kind of rotation with kill -9 restarts: expected to fail today (README, "Resume": in some
-  interleavings of a restart with copytruncate and rename rotations, a client resuming across the
-  restart skips a generation, e.g. SOAK_SEED=4); it is run so the gap stays visible and an `XPASS`
-  says when it is gone. (A file copytruncated while tailsse was up and again while it was down is
-  exact now: tests/test_restart.py.)
+- every kind of rotation with kill -9 restarts: kept as an expected failure (`xfail`, not strict)
+  so that a pass shows as `XPASS`: the interleavings it found (marker ids
+  naming a new file's start, a resumed part dropped from composite ids, copies of later truncations
+  not read, a rotated file rewritten while down passed over, a first copy looked for by one
+  fingerprint only) are closed, each with a test in tests/test_restart.py or tests/test_events.py,
+  but one run in about forty still gets a `reset` (README, "Resume").
 
 `make test` runs them short (about 15 s of writing each); `make soak` scales them by SOAK_SECONDS,
 SOAK_CLIENTS, SOAK_SOURCES, SOAK_RESTARTS, SOAK_RATE and SOAK_SEED (see tests/soak.py). The seed
@@ -24,8 +25,8 @@ import pytest
 
 from soak import Chaos, ChaosConfig
 
-KNOWN_GAP = ("copytruncate and rename rotations around kill -9 restarts: in some interleavings a client "
-             "resuming across a restart skips a generation (README, Resume; e.g. SOAK_SEED=4)")
+KNOWN_GAP = ("copytruncate and rename rotations around kill -9 restarts: about one run in forty, a client "
+             "resuming across a restart still gets a reset (README, Resume)")
 
 
 @pytest.mark.parametrize("rotations,restarts", [

@@ -89,21 +89,33 @@ struct RotatedGenerations {
     /// Opens the copy a copytruncate rotation left beside the followed file `identity` before
     /// truncating it: a single-linked file under a rotation name that starts with what `identity`
     /// held before a truncation (by its recorded fingerprint) and holds `check` before `offset`.
-    /// Newest first; `nil` when there is none (nothing else is opened).
+    /// Newest first; `nil` when there is none (nothing else is opened). Files being renamed while it
+    /// looks (a rotation shifting the names) make it look again, a few times.
     func openCopy(of identity: FileIdentity, offset: Int64, check: UInt32, before known: [GenerationFingerprint]? = nil) -> OpenFile? {
         let before = known ?? followed.truncatedContent(of: identity)
         guard !before.isEmpty else { return nil }
-        for sibling in latestList(device: identity.device).reversed() where sibling.links == 1 && sibling.identity != identity {
-            guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity),
-                  let leading = try? file.leadingBytes(), before.contains(where: { $0.matches(leading) }),
-                  let size = try? file.size(), offset <= size,
-                  let history = try? file.history(before: offset), PositionCheck(of: history).value == check
-            else { continue }
-            followed.record(file)
-            return file
+        for _ in 0..<Self.copyLooks {
+            guard let siblings = list(device: identity.device) else { continue }
+            var moved = false
+            for sibling in siblings.reversed() where sibling.links == 1 && sibling.identity != identity {
+                guard let file = try? OpenFile.openGeneration(path: sibling.path, identity: sibling.identity) else {
+                    moved = true
+                    continue
+                }
+                guard let leading = try? file.leadingBytes(), before.contains(where: { $0.matches(leading) }),
+                      let size = try? file.size(), offset <= size,
+                      let history = try? file.history(before: offset), PositionCheck(of: history).value == check
+                else { continue }
+                followed.record(file)
+                return file
+            }
+            if !moved { return nil }
         }
         return nil
     }
+
+    /// How many listings ``openCopy(of:offset:check:before:)`` makes while files are being renamed.
+    private static let copyLooks = 8
 
     /// The copies that later copytruncate rotations of the followed file `identity` left beside it
     /// after the copy `copy`, oldest first: the rotated files right after it that start with what
