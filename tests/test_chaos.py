@@ -6,12 +6,11 @@ each of its sources, in order, no gap, no duplicate.
 Three runs of the same harness (tests/soak.py):
 - rename rotations and bursts, with kill -9 restarts;
 - every kind of rotation, copytruncate included, tailsse up the whole time;
-- every kind of rotation with kill -9 restarts: kept as an expected failure (`xfail`, not strict)
-  so that a pass shows as `XPASS`: the interleavings it found (marker ids
-  naming a new file's start, a resumed part dropped from composite ids, copies of later truncations
-  not read, a rotated file rewritten while down passed over, a first copy looked for by one
-  fingerprint only) are closed, each with a test in tests/test_restart.py or tests/test_events.py,
-  but one run in about forty still gets a `reset` (README, "Resume").
+- every kind of rotation with kill -9 restarts. (It was an expected failure until the interleavings
+  it found were closed, each now with its own test in tests/test_restart.py or tests/test_events.py:
+  marker ids naming a new file's start, a resumed part dropped from composite ids, the copies of
+  later truncations not read, a rotated file rewritten while down passed over, a first copy looked
+  for by one fingerprint only or while a rotation shifted the copies.)
 
 `make test` runs them short (about 15 s of writing each); `make soak` scales them by SOAK_SECONDS,
 SOAK_CLIENTS, SOAK_SOURCES, SOAK_RESTARTS, SOAK_RATE and SOAK_SEED (see tests/soak.py). The seed
@@ -25,15 +24,11 @@ import pytest
 
 from soak import Chaos, ChaosConfig
 
-KNOWN_GAP = ("copytruncate and rename rotations around kill -9 restarts: about one run in forty, a client "
-             "resuming across a restart still gets a reset (README, Resume)")
-
 
 @pytest.mark.parametrize("rotations,restarts", [
     pytest.param(("rename", "burst"), True, id="rename-bursts-kill9"),
     pytest.param(("rename", "burst", "copytruncate"), False, id="all-rotations-live"),
-    pytest.param(("rename", "burst", "copytruncate"), True, id="all-rotations-kill9",
-                 marks=pytest.mark.xfail(reason=KNOWN_GAP, strict=False)),
+    pytest.param(("rename", "burst", "copytruncate"), True, id="all-rotations-kill9"),
 ])
 def test_chaos(tailsse, logdir, rotations, restarts):
     config = ChaosConfig.from_env(rotations=rotations)
