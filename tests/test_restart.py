@@ -14,6 +14,31 @@ from http_client import SSEStream
 from server import append, wait_until
 
 
+def shift(log):
+    """Renames the rotated files `NAME.N` to `NAME.N+1`, the highest first, as logrotate does."""
+    n = 1
+    while log.with_name(f"{log.name}.{n}").exists():
+        n += 1
+    for k in range(n - 1, 0, -1):
+        os.rename(log.with_name(f"{log.name}.{k}"), log.with_name(f"{log.name}.{k + 1}"))
+
+
+def copytruncate(log):
+    """logrotate's copytruncate: shift, copy the file to `NAME.1`, truncate it."""
+    shift(log)
+    shutil.copyfile(log, log.with_name(f"{log.name}.1"))
+    os.truncate(log, 0)
+
+
+def empty_log_on_a_pinned_port(tailsse, logdir):
+    """tailsse following an empty `app.log`, started again on the same port after a restart."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log})
+    srv.pin_port()
+    return srv, log
+
+
 def kinds(events):
     return [(e.type, e.json["text"]) if e.type == "message" else (e.type, None) for e in events]
 
@@ -162,37 +187,27 @@ def test_resume_into_a_file_copytruncated_after_a_restart(tailsse, logdir):
     in it), the new file then copytruncated (its copy lies between the two by name) and rotated on:
     a client resuming from the old file gets the new file's first content once (not from the copy
     as a rotated file and then again as the generation that reads the copy)."""
-    log = logdir / "app.log"
-    log.write_bytes(b"")
-    srv = tailsse({"app": log})
-    srv.pin_port()
+    srv, log = empty_log_on_a_pinned_port(tailsse, logdir)
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         append(log, "x-1 first line of x\nx-2 second line of x\n")
         last = s.wait_messages(2)[-1].own_id
     srv.kill()
 
-    def shift():
-        n = 1
-        while (logdir / f"app.log.{n}").exists():
-            n += 1
-        for k in range(n - 1, 0, -1):
-            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
-
-    shift()
+    shift(log)
     os.rename(log, logdir / "app.log.1")
     append(log, "y-1 content one of y\ny-2 content one of y\n")
     srv.start()
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
-        shift()
+        shift(log)
         shutil.copyfile(log, logdir / "app.log.1")
         os.truncate(log, 0)
         append(log, "y-3 content two of y\n")
         s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "y-3 content two of y" for e in st.events),
                    20, "y-3")
         for i in range(6):   # rotated on, so the first generations' descriptors are let go
-            shift()
+            shift(log)
             os.rename(log, logdir / "app.log.1")
             append(log, f"z-{i} more\n")
             s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == f"z-{i} more" for e in st.events),
@@ -208,31 +223,18 @@ def test_resume_across_copytruncates_before_and_during_a_restart(tailsse, logdir
     while tailsse was up; it was killed (SIGKILL) and the file copytruncated again while it was down.
     The client resumes in the older copy (app.log.2), then reads the newer copy (app.log.1, content
     tailsse followed before the kill), then the file: nothing skipped, nothing twice."""
-    log = logdir / "app.log"
-    log.write_bytes(b"")
-    srv = tailsse({"app": log})
-    srv.pin_port()
-
-    def copytruncate():
-        n = 1
-        while (logdir / f"app.log.{n}").exists():
-            n += 1
-        for k in range(n - 1, 0, -1):
-            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
-        shutil.copyfile(log, logdir / "app.log.1")
-        os.truncate(log, 0)
-
+    srv, log = empty_log_on_a_pinned_port(tailsse, logdir)
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         append(log, "c0-1 first content\nc0-2 first content\n")
         last = s.wait_messages(2)[0].own_id
-        copytruncate()
+        copytruncate(log)
         append(log, "c1-1 second content\nc1-2 second content\n")
         s.wait_for(lambda st: any(e.type == "message" and e.json["text"] == "c1-2 second content" for e in st.events),
                    20, "c1-2")
         assert "truncated" in [e.type for e in s.events]
     srv.kill()
-    copytruncate()
+    copytruncate(log)
     append(log, "c2-1 third content\n")
     srv.start()
     append(log, "c2-2 third content\n")
@@ -255,10 +257,7 @@ def test_marker_ids_name_the_end_of_the_generation_they_leave(tailsse, logdir):
     restart; a `truncated` marker's id resumes after the truncation. (Both ids used to be the start
     of the new file, which after the copytruncate also named its content after the truncation: a
     client resuming from the `rotated` marker skipped the copy.)"""
-    log = logdir / "app.log"
-    log.write_bytes(b"")
-    srv = tailsse({"app": log})
-    srv.pin_port()
+    srv, log = empty_log_on_a_pinned_port(tailsse, logdir)
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         append(log, "a-1 first file\n")
@@ -293,39 +292,23 @@ def test_resume_in_a_copy_reads_the_later_copies_before_the_renamed_file(tailsse
     """The file was copytruncated while tailsse was down and again while it ran, then renamed
     away, and tailsse restarted: a client resuming in the first content reads the first copy, the
     second copy (the content between the truncations), then the renamed file, then the new file."""
-    log = logdir / "app.log"
-    log.write_bytes(b"")
-    srv = tailsse({"app": log})
-    srv.pin_port()
-
-    def shift():
-        n = 1
-        while (logdir / f"app.log.{n}").exists():
-            n += 1
-        for k in range(n - 1, 0, -1):
-            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
-
-    def copytruncate():
-        shift()
-        shutil.copyfile(log, logdir / "app.log.1")
-        os.truncate(log, 0)
-
+    srv, log = empty_log_on_a_pinned_port(tailsse, logdir)
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         append(log, "x-1 first content\nx-2 first content\n")
         last = s.wait_messages(2)[0].own_id
     srv.kill()
-    copytruncate()
+    copytruncate(log)
     append(log, "y-1 second content\ny-2 second content\n")
     srv.start()
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         append(log, "y-3 second content\n")
         s.wait_for(_has_text("y-3 second content"), 20, "y-3")
-        copytruncate()
+        copytruncate(log)
         append(log, "z-1 third content\n")
         s.wait_for(_has_text("z-1 third content"), 20, "z-1")
-        shift()
+        shift(log)
         os.rename(log, logdir / "app.log.1")
         append(log, "w-1 the new file\n")
         s.wait_for(_has_text("w-1 the new file"), 20, "w-1")
@@ -344,32 +327,21 @@ def test_resume_from_an_older_file_reads_a_file_copytruncated_while_down(tailsse
     then renamed away: a client resuming in the file before it reads that file, the copy, what the
     renamed file got after its truncation, then the new file. (The renamed file no longer starts
     as tailsse recorded it, and was passed over as if it were another file.)"""
-    log = logdir / "app.log"
-    log.write_bytes(b"")
-    srv = tailsse({"app": log})
-    srv.pin_port()
-
-    def shift():
-        n = 1
-        while (logdir / f"app.log.{n}").exists():
-            n += 1
-        for k in range(n - 1, 0, -1):
-            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
-
+    srv, log = empty_log_on_a_pinned_port(tailsse, logdir)
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         append(log, "o-1 older file\no-2 older file\n")
         last = s.wait_messages(2)[0].own_id
-        shift()
+        shift(log)
         os.rename(log, logdir / "app.log.1")
         append(log, "a-1 first content\na-2 first content\n")
         s.wait_for(_has_text("a-2 first content"), 20, "a-2")
     srv.kill()
-    shift()
+    shift(log)
     shutil.copyfile(log, logdir / "app.log.1")
     os.truncate(log, 0)
     append(log, "b-1 after the truncation\nb-2 after the truncation\n")
-    shift()
+    shift(log)
     os.rename(log, logdir / "app.log.1")
     append(log, "n-1 the new file\n")
     srv.start()
@@ -386,34 +358,18 @@ def test_resume_in_a_copy_of_a_file_copytruncated_up_and_down_then_renamed(tails
     down the file was copytruncated again and renamed away: the client reads the first copy, the
     second, the renamed file, then the new one. (The first copy was looked for only by the
     fingerprint of the content tailsse followed last, the second one.)"""
-    log = logdir / "app.log"
-    log.write_bytes(b"")
-    srv = tailsse({"app": log})
-    srv.pin_port()
-
-    def shift():
-        n = 1
-        while (logdir / f"app.log.{n}").exists():
-            n += 1
-        for k in range(n - 1, 0, -1):
-            os.rename(logdir / f"app.log.{k}", logdir / f"app.log.{k + 1}")
-
-    def copytruncate():
-        shift()
-        shutil.copyfile(log, logdir / "app.log.1")
-        os.truncate(log, 0)
-
+    srv, log = empty_log_on_a_pinned_port(tailsse, logdir)
     with SSEStream(srv.port, "/sources/app?tail=0") as s:
         s.wait_ready()
         append(log, "c1-1 first content\nc1-2 first content\n")
         last = s.wait_messages(2)[0].own_id
-        copytruncate()
+        copytruncate(log)
         append(log, "c2-1 second content\n")
         s.wait_for(_has_text("c2-1 second content"), 20, "c2-1")
     srv.kill()
-    copytruncate()
+    copytruncate(log)
     append(log, "c3-1 third content\n")
-    shift()
+    shift(log)
     os.rename(log, logdir / "app.log.1")
     append(log, "n-1 the new file\n")
     srv.start()
