@@ -370,3 +370,45 @@ def test_bad_allowed_host_and_origin_values_are_refused(logs):
         run = subprocess.run([binary(), "--listen", "127.0.0.1:0", "--file", f"app={logs['app']}", option, value],
                              capture_output=True, timeout=30)
         assert run.returncode != 0 and fragment in (run.stdout + run.stderr).decode(), (option, value)
+
+
+def _forwarded(address: str, token: str) -> dict:
+    return {**bearer(token), "X-Forwarded-For": address}
+
+
+def test_behind_a_trusted_proxy_failed_attempts_count_against_the_client_it_names(tailsse, logs, tmp_path):
+    """With --trusted-proxy 127.0.0.1, a client guessing tokens through the proxy is limited by the
+    address the proxy appends to X-Forwarded-For — not every client behind the proxy, and not
+    whatever address the guesser writes into the header itself."""
+    tokens = write_tokens(tmp_path / "tokens", f"{ALL}\n")
+    srv = tailsse(logs, extra=["--token-file", str(tokens), "--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8"])
+    port = srv.port
+    guesser = "203.0.113.7"
+    for attempt in range(10):
+        # The guesser claims other addresses; the proxy (10.1.1.1 here, behind 127.0.0.1) appends its own.
+        claimed = f"198.51.100.{attempt}, {guesser}, 10.1.1.1"
+        assert request(port, "/sources", headers=_forwarded(claimed, f"{WRONG[:-2]}{attempt:02d}")).status == 401
+    assert request(port, "/sources", headers=_forwarded(f"198.51.100.77, {guesser}", ALL)).status == 429
+    assert request(port, "/sources", headers=_forwarded("198.51.100.8", ALL)).status == 200, \
+        "another client behind the same proxy is not locked out"
+    assert request(port, "/sources", headers=bearer(ALL)).status == 200, "the proxy's own requests are not either"
+    with SSEStream(port, "/sources/app?tail=1", headers=_forwarded("198.51.100.8, 10.1.1.1", ALL)) as s:
+        s.wait_messages(1)
+    wait_until(lambda: "client=198.51.100.8" in srv.log_path.read_text(), 20, "the access log naming the client")
+
+
+def test_without_a_trusted_proxy_x_forwarded_for_is_ignored(tailsse, logs, tmp_path):
+    tokens = write_tokens(tmp_path / "tokens", f"{ALL}\n")
+    srv = tailsse(logs, extra=["--token-file", str(tokens)])
+    for attempt in range(10):
+        assert request(srv.port, "/sources", headers=_forwarded(f"203.0.113.{attempt}", f"{WRONG[:-2]}{attempt:02d}")).status == 401
+    assert request(srv.port, "/sources", headers=_forwarded("198.51.100.8", ALL)).status == 429, \
+        "a client cannot escape the limit by naming another address"
+
+
+def test_bad_trusted_proxy_values_are_refused(logs):
+    for value in ("localhost", "10.0.0.0/33", "1.2.3", "::1/129"):
+        run = subprocess.run([binary(), "--listen", "127.0.0.1:0", "--file", f"app={logs['app']}", "--trusted-proxy", value],
+                             capture_output=True, timeout=30)
+        out = (run.stdout + run.stderr).decode()
+        assert run.returncode != 0 and "trusted-proxy" in out and ("not an IP address" in out or "prefix length" in out), (value, out)

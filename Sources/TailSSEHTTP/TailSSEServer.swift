@@ -145,6 +145,7 @@ struct SourcesAPI: Sendable {
 
     func addRoutes(to router: Router<TailSSERequestContext>) {
         router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: ForwardedClientMiddleware(proxies: access.trustedProxies))
         router.add(middleware: RequestShapeMiddleware())
         router.add(middleware: HostCheckMiddleware(access: access))
         router.add(middleware: OriginCheckMiddleware(access: access))

@@ -42,6 +42,8 @@ struct Settings: Sendable, Equatable {
     var allowedHosts: [String] = []
     /// Origins whose pages may call the API (CORS).
     var allowedOrigins: [String] = []
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    var trustedProxies = TrustedProxies()
     /// The certificate chain and private key (PEM) to serve HTTPS with.
     var tls: TLSSettings?
 
@@ -55,11 +57,11 @@ struct Settings: Sendable, Equatable {
     static let keys: Set<String> = [
         "listen", "file", "journal", "journal-directory", "static-dir", "base-path", "max-line-bytes", "heartbeat",
         "write-timeout", "min-read-rate", "min-read-window", "retry", "shared-buffer-bytes", "log-level", "token-file", "allow-unauthenticated", "allowed-host",
-        "allowed-origin", "tls-cert", "tls-key", "request-timeout", "max-connections", "max-connections-per-client",
+        "allowed-origin", "tls-cert", "tls-key", "request-timeout", "max-connections", "max-connections-per-client", "trusted-proxy",
     ]
 
     /// Keys whose values form a list: command-line values replace the configuration file's.
-    static let listKeys: Set<String> = ["allowed-host", "allowed-origin"]
+    static let listKeys: Set<String> = ["allowed-host", "allowed-origin", "trusted-proxy"]
 
     /// One raw value and where it was given.
     struct Given: Sendable {
@@ -142,6 +144,13 @@ struct Settings: Sendable, Equatable {
             }
             settings.allowedHosts.append(value.value)
         }
+        if let values = lists["trusted-proxy"], let first = values.first {
+            do throws(TrustedProxies.ParseError) {
+                settings.trustedProxies = try TrustedProxies(parsing: values.map(\.value))
+            } catch {
+                throw (values.first { $0.value == error.value } ?? first).problem(error.description)
+            }
+        }
         for value in lists["allowed-origin"] ?? [] {
             guard OriginPolicy.normalized(value.value) != nil else {
                 throw value.problem("must be an origin, http(s)://HOST[:PORT] without a path, got '\(value.value.prefix(80))'")
@@ -182,6 +191,7 @@ struct Settings: Sendable, Equatable {
         if allowUnauthenticated != other.allowUnauthenticated { keys.append("allow-unauthenticated") }
         if allowedHosts != other.allowedHosts { keys.append("allowed-host") }
         if allowedOrigins != other.allowedOrigins { keys.append("allowed-origin") }
+        if trustedProxies != other.trustedProxies { keys.append("trusted-proxy") }
         if tls != other.tls { keys.append("tls-cert/tls-key") }
         return keys
     }

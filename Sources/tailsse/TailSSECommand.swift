@@ -81,6 +81,8 @@ struct TailSSECommand: AsyncParsableCommand {
 
     @Option(name: .customLong("allowed-origin"), help: ArgumentHelp("An origin whose pages may call the API and read streams, e.g. https://dash.example.com (repeatable).", valueName: "ORIGIN"))
     var allowedOrigins: [String] = []
+    @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("A reverse proxy (address or network, e.g. 127.0.0.1 or 10.0.0.0/8) whose X-Forwarded-For names the client for per-client limits and logs (repeatable).", valueName: "ADDRESS"))
+    var trustedProxies: [String] = []
     @Option(name: .customLong("tls-cert"), help: ArgumentHelp("Serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate chain (PEM); needs --tls-key. SIGHUP re-reads it.", valueName: "FILE"))
     var tlsCertificate: String?
 
@@ -90,7 +92,7 @@ struct TailSSECommand: AsyncParsableCommand {
     /// The options given on the command line, as configuration keys and values.
     var commandLine: [(key: String, value: String)] {
         var given: [(key: String, value: String)] = files.map { ("file", $0) }
-        given += allowedHosts.map { ("allowed-host", $0) } + allowedOrigins.map { ("allowed-origin", $0) }
+        given += allowedHosts.map { ("allowed-host", $0) } + allowedOrigins.map { ("allowed-origin", $0) } + trustedProxies.map { ("trusted-proxy", $0) }
         let scalars: [(String, String?)] = [
             ("listen", listen), ("journal", journal ? "yes" : nil), ("journal-directory", journalDirectory), ("static-dir", staticDirectory), ("base-path", basePath), ("max-line-bytes", maxLineBytes), ("heartbeat", heartbeat),
             ("write-timeout", writeTimeout), ("min-read-rate", minReadRate), ("min-read-window", minReadWindow), ("retry", retryMilliseconds), ("shared-buffer-bytes", sharedBufferBytes), ("log-level", logLevel),
@@ -134,7 +136,7 @@ struct TailSSECommand: AsyncParsableCommand {
         let access = try AccessControl(
             tokens: tokens, hosts: HostPolicy(allowedNames: settings.allowedHosts),
             origins: OriginPolicy(allowedOrigins: settings.allowedOrigins), secure: settings.tls != nil,
-            basePath: settings.basePath
+            basePath: settings.basePath, trustedProxies: settings.trustedProxies
         )
         try await registry.apply(sources)
         if !sockets.isEmpty { logger.info("serving on the sockets systemd passed", metadata: ["count": .stringConvertible(sockets.count)]) }

@@ -100,6 +100,20 @@ struct FuzzTests {
         }
     }
 
+    @Test("X-Forwarded-For: the client is the peer, an address the header names, or a trusted proxy")
+    func forwardedFor() throws {
+        let proxies = try TrustedProxies(parsing: ["127.0.0.1", "10.0.0.0/8", "::1"])
+        fuzz("forwarded-for") { text in
+            let client = proxies.client(peer: "127.0.0.1", forwardedFor: [text])
+            #expect(client != nil)
+            if let client, client != "127.0.0.1" {
+                #expect((try? TrustedProxies(parsing: [client])) != nil, "\(text.debugDescription) gave \(client)")
+                #expect(client.utf8.count <= 45)
+            }
+            #expect(proxies.client(peer: "198.51.100.1", forwardedFor: [text]) == "198.51.100.1")
+        }
+    }
+
     @Test("login forms: a decoded value is never longer than the body")
     func forms() {
         fuzz("form") { text in

@@ -22,6 +22,8 @@ public final class AccessControl: Sendable {
     public let secure: Bool
     /// The path everything is served under: the session cookie's `Path`.
     public let basePath: BasePath
+    /// The reverse proxies whose `X-Forwarded-For` names the client (``ForwardedClientMiddleware``).
+    public let trustedProxies: TrustedProxies
 
     private let tokens: Mutex<TokenList?>
     private let limiter: Mutex<FailedAttemptLimiter>
@@ -31,8 +33,9 @@ public final class AccessControl: Sendable {
     ///   reads everything).
     public init(
         tokens: TokenList?, hosts: HostPolicy = HostPolicy(), origins: OriginPolicy = .sameOriginOnly, secure: Bool = false,
-        basePath: BasePath = .root, limiter: FailedAttemptLimiter = FailedAttemptLimiter()
+        basePath: BasePath = .root, trustedProxies: TrustedProxies = TrustedProxies(), limiter: FailedAttemptLimiter = FailedAttemptLimiter()
     ) {
+        self.trustedProxies = trustedProxies
         self.tokens = Mutex(tokens)
         self.hosts = hosts
         self.origins = origins

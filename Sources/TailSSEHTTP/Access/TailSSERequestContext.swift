@@ -11,13 +11,14 @@ public struct TailSSERequestContext: AuthRequestContext, RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// What the request's token (or session cookie) grants; set by ``TokenAuthenticator``.
     public var identity: AccessGrant?
-    /// The client's IP address, if known.
-    public let clientAddress: String?
+    /// The client's IP address, if known: the peer's, or the one a trusted proxy names
+    /// (``ForwardedClientMiddleware``).
+    public internal(set) var clientAddress: String?
     /// The local IP address the connection arrived on, if known.
     public let localAddress: String?
     /// Whom failed attempts are counted against: the IPv4 address, or the /64 network of an IPv6
     /// address (one host commonly holds a whole /64).
-    public let clientKey: String?
+    public internal(set) var clientKey: String?
     /// The connection the request arrived on.
     let channel: any Channel
 
