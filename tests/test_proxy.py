@@ -5,13 +5,14 @@ every line exactly once, in order, across rotations."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from chaos import ReconnectingClient, Writer, first_difference, holds_open, running
-from http_client import SSEStream
+from http_client import SSEStream, build_request
 from http_client import request as http_request
 from proxy_support import caddy, nginx  # noqa: F401  (the fixtures)
 from server import append, wait_until
@@ -73,3 +74,32 @@ def test_two_instances_behind_nginx_every_line_exactly_once_across_reconnections
     assert min(served) >= client.connections // 3, f"round-robin should split the connections: {served}"
     print(f"{len(writer.written)} lines, {writer.rotations} rotations, {client.connections} connections "
           f"through nginx, streams served per instance {served}")
+
+
+def test_behind_nginx_with_trusted_proxy_a_token_guesser_is_paused_and_other_clients_are_not(tailsse, logdir, tmp_path, nginx):
+    """The README's nginx block appends the client's address to X-Forwarded-For; with
+    --trusted-proxy 127.0.0.1 tailsse counts failed token attempts against that address. Clients
+    connect to nginx from 127.0.0.2 (the guesser, who also writes addresses of its own into the
+    header) and 127.0.0.3."""
+    log = logdir / "app.log"
+    log.write_text("a line\n")
+    token = "proxied-token-0123456789abcdef"
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{token}\n")
+    tokens.chmod(0o600)
+    srv = tailsse({"app": log}, extra=["--base-path", "/logs/", "--token-file", str(tokens), "--trusted-proxy", "127.0.0.1"])
+    proxy = nginx([srv.port])
+
+    def status(source: str, bearer: str, claimed: str | None = None) -> int:
+        headers = [("Authorization", f"Bearer {bearer}"), ("Connection", "close")]
+        if claimed:
+            headers.append(("X-Forwarded-For", claimed))
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10, source_address=(source, 0)) as sock:
+            sock.sendall(build_request("/logs/sources", headers))
+            head = sock.recv(64)
+        return int(head.split(b" ", 2)[1])
+
+    for attempt in range(10):
+        assert status("127.0.0.2", f"wrong-token-{attempt:02d}-0123456789", claimed=f"198.51.100.{attempt}") == 401
+    assert status("127.0.0.2", token, claimed="198.51.100.99") == 429
+    assert status("127.0.0.3", token) == 200, "another client behind nginx is not paused"
