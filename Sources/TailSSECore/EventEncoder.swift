@@ -79,11 +79,21 @@ public struct EventEncoder: Sendable {
     }
 
     private init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool, tally: SentTally?) {
+        self.init(format: format, sourceField: Array("\"source\":".utf8) + JSONText.quoted(source), utcOffset: utcOffset, framed: framed, tally: tally)
+    }
+
+    private init(format: StreamFormat, sourceField: [UInt8], utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool, tally: SentTally?) {
         self.format = format
         self.isFramed = framed
-        self.sourceField = Array("\"source\":".utf8) + JSONText.quoted(source)
+        self.sourceField = sourceField
         self.utcOffset = utcOffset
         self.tally = tally
+    }
+
+    /// The framed encoder for one file of a glob source streamed with this encoder: its JSON
+    /// objects carry `"file": NAME` after `"source"`; it counts in the same ``tally``.
+    public func framed(file: String) -> EventEncoder {
+        EventEncoder(format: format, sourceField: sourceField + Array(",\"file\":".utf8) + JSONText.quoted(file), utcOffset: utcOffset, framed: true, tally: tally)
     }
 
     /// An encoder for one source of a multiplexed stream: its output is read by a

@@ -202,7 +202,15 @@ struct Settings: Sendable, Equatable {
         let path = String(given.value[given.value.index(after: equals)...])
         guard SourceName.isValid(name.utf8) else { throw given.problem("source name '\(name.prefix(80))' must be 1-64 characters of A-Z a-z 0-9 . _ -") }
         guard !path.isEmpty, !path.hasSuffix("/") else { throw given.problem("\(name)= needs the path of a file") }
-        return FileSpec(name: name, path: absolute(path, in: given.directory))
+        let resolved = absolute(path, in: given.directory)
+        if FileGlob.isGlob(resolved) {
+            do throws(FileGlob.Problem) {
+                _ = try FileGlob(path: resolved)
+            } catch {
+                throw given.problem("\(name)=: \(error.description)")
+            }
+        }
+        return FileSpec(name: name, path: resolved)
     }
 
     private static func endpoint(_ given: Given) throws(ConfigurationError) -> (String, Int) {

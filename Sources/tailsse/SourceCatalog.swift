@@ -28,10 +28,16 @@ struct SourceCatalog: Sendable {
                 "files": .string(files.map(\.path).joined(separator: ", ")), "journal": .string(journal == nil ? "no" : "yes"),
             ])
         }
-        var sources: [any ManagedSource] = files.map {
-            FileSource(
-                name: $0.name, path: $0.path, maxLineBytes: settings.maxLineBytes, sharedBytes: settings.sharedBufferBytes, watcher: watcher,
-                meter: metrics.source(named: $0.name), logger: logger
+        var sources: [any ManagedSource] = files.map { file -> any ManagedSource in
+            if FileGlob.isGlob(file.path), let glob = try? FileGlob(path: file.path) {
+                return GlobSource(
+                    name: file.name, glob: glob, maxLineBytes: settings.maxLineBytes, sharedBytes: settings.sharedBufferBytes, watcher: watcher,
+                    meter: metrics.source(named: file.name), logger: logger
+                )
+            }
+            return FileSource(
+                name: file.name, path: file.path, maxLineBytes: settings.maxLineBytes, sharedBytes: settings.sharedBufferBytes, watcher: watcher,
+                meter: metrics.source(named: file.name), logger: logger
             )
         }
         if let journal {

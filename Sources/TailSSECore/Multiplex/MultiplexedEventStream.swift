@@ -8,20 +8,26 @@ import Synchronization
 /// unsent, so at most two buffers a source are held. ``next(into:)`` takes what the sources have
 /// ready, one buffer per source in turn, and writes it with a ``MultiplexEncoder``, which gives
 /// each event the composite id of every source's position in the order the events are sent.
+///
+/// An *open* stream (the files of a glob source) takes sources while it runs (``add(_:source:)``),
+/// drops a source's part from the composite id once its stream ends, and ends only when stopped.
 public final class MultiplexedEventStream: EventStream {
-    private let streams: [any EventStream]
+    private let streams: Mutex<[any EventStream]>
     private let mailbox: Mailbox
     private let encoder: Mutex<MultiplexEncoder>
     private let tallies: [SentTally?]
+    private let isOpen: Bool
 
     /// - Parameters:
     ///   - streams: one stream per source, in the order of `encoder`'s sources.
     ///   - tallies: where to count the bytes written of each source (in the same order), if anywhere.
-    public init(streams: [any EventStream], encoder: MultiplexEncoder, tallies: [SentTally?] = []) {
-        self.streams = streams
+    ///   - open: the stream takes sources while it runs and ends only when stopped.
+    public init(streams: [any EventStream], encoder: MultiplexEncoder, tallies: [SentTally?] = [], open: Bool = false) {
+        self.streams = Mutex(streams)
         self.encoder = Mutex(encoder)
         self.tallies = tallies
-        let mailbox = Mailbox(count: streams.count)
+        self.isOpen = open
+        let mailbox = Mailbox(count: streams.count, open: open)
         self.mailbox = mailbox
         for (index, stream) in streams.enumerated() {
             Task { await Self.read(stream, index: index, into: mailbox) }
@@ -34,28 +40,46 @@ public final class MultiplexedEventStream: EventStream {
 
     public func stop() {
         mailbox.stop()
-        for stream in streams { stream.stop() }
+        for stream in streams.withLock({ $0 }) { stream.stop() }
     }
+
+    /// Adds the stream of another source (an open stream only), after the others, starting at
+    /// `startID` in the composite id if known. A stopped stream stops it at once.
+    public func add(_ stream: any EventStream, source name: String, startID: String?) {
+        let index: Int? = encoder.withLock { encoder in
+            guard mailbox.addSlot() else { return nil }
+            streams.withLock { $0.append(stream) }
+            return encoder.addSource(name, startID: startID)
+        }
+        guard let index else { return stream.stop() }
+        Task { [mailbox] in await Self.read(stream, index: index, into: mailbox) }
+    }
+
+    /// Wakes the reader as if time had passed (an open stream with no source still beats).
+    public func tick() { mailbox.idle() }
 
     public func currentID() async -> String? {
         encoder.withLock { $0.currentID.description }
     }
 
     public func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
-        switch await mailbox.take() {
-        case .finished:
-            return .finished
-        case .idle:
-            return .idle
-        case .buffers(let ready):
-            encoder.withLock { encoder in
-                for (index, frames) in ready {
-                    let before = buffer.writerIndex
-                    encoder.write(frames: frames, source: index, into: &buffer)
-                    if index < tallies.count { tallies[index]?.add(bytes: buffer.writerIndex - before) }
+        while true {
+            switch await mailbox.take() {
+            case .finished:
+                return .finished
+            case .idle:
+                return .idle
+            case .buffers(let ready, let ended):
+                encoder.withLock { encoder in
+                    for (index, frames) in ready {
+                        let before = buffer.writerIndex
+                        encoder.write(frames: frames, source: index, into: &buffer)
+                        if index < tallies.count { tallies[index]?.add(bytes: buffer.writerIndex - before) }
+                    }
+                    if isOpen { for index in ended { encoder.retire(index) } }
                 }
+                if !ready.isEmpty { return .events }
             }
-            return .events
         }
     }
 
@@ -80,7 +104,8 @@ public final class MultiplexedEventStream: EventStream {
 /// Where the sources' reading tasks leave their buffers for the stream's writer.
 private final class Mailbox: Sendable {
     enum Taken {
-        case buffers([(Int, ByteBuffer)])
+        /// Buffers ready, and sources whose streams ended since the last take.
+        case buffers([(Int, ByteBuffer)], ended: [Int])
         case idle
         case finished
     }
@@ -97,6 +122,10 @@ private final class Mailbox: Sendable {
         var stopped = false
         var consumer: CheckedContinuation<Void, Never>?
         var first = 0
+        var ended: [Int] = []
+        let open: Bool
+
+        var allFinished: Bool { !open && slots.allSatisfy(\.finished) }
 
         mutating func takeConsumer() -> CheckedContinuation<Void, Never>? {
             defer { consumer = nil }
@@ -106,8 +135,17 @@ private final class Mailbox: Sendable {
 
     private let state: Mutex<State>
 
-    init(count: Int) {
-        state = Mutex(State(slots: Array(repeating: Slot(), count: count)))
+    init(count: Int, open: Bool) {
+        state = Mutex(State(slots: Array(repeating: Slot(), count: count), open: open))
+    }
+
+    /// Adds a slot after the others; `false` once stopped.
+    func addSlot() -> Bool {
+        state.withLock { state in
+            guard !state.stopped else { return false }
+            state.slots.append(Slot())
+            return true
+        }
     }
 
     /// Hands over a buffer; returns once there is room for the next one (`false`: stop reading).
@@ -137,6 +175,7 @@ private final class Mailbox: Sendable {
     func finish(_ index: Int) {
         state.withLock { state in
             state.slots[index].finished = true
+            state.ended.append(index)
             return state.takeConsumer()
         }?.resume()
     }
@@ -174,12 +213,15 @@ private final class Mailbox: Sendable {
                         producers.append(waiting.producer)
                     }
                 }
-                if !ready.isEmpty {
-                    state.first = (state.first + 1) % max(count, 1)
-                    state.idle = false
-                    return .buffers(ready)
+                if !ready.isEmpty || !state.ended.isEmpty {
+                    if !ready.isEmpty {
+                        state.first = (state.first + 1) % max(count, 1)
+                        state.idle = false
+                    }
+                    defer { state.ended = [] }
+                    return .buffers(ready, ended: state.ended)
                 }
-                if state.slots.allSatisfy(\.finished) { return .finished }
+                if state.allFinished { return .finished }
                 if state.idle {
                     state.idle = false
                     return .idle
@@ -190,8 +232,8 @@ private final class Mailbox: Sendable {
             if let taken { return taken }
             await withCheckedContinuation { (consumer: CheckedContinuation<Void, Never>) in
                 let wakeNow = state.withLock { state -> Bool in
-                    if state.stopped || state.idle || state.slots.contains(where: { $0.ready != nil })
-                        || state.slots.allSatisfy(\.finished) {
+                    if state.stopped || state.idle || !state.ended.isEmpty || state.slots.contains(where: { $0.ready != nil })
+                        || state.allFinished {
                         return true
                     }
                     state.consumer = consumer

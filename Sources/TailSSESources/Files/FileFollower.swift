@@ -26,6 +26,7 @@ final class FileFollower {
     init(source: FileSource) {
         self.source = source
         self.splitter = LineSplitter(maxLineBytes: source.maxLineBytes)
+        self.appearedAfterStart = source.readsFromStart
     }
 
     /// Brings the published lines up to date with the file, handling rotation and truncation.
@@ -48,7 +49,7 @@ final class FileFollower {
         switch statIdentity(path: source.path) {
         case .success(let info) where info.identity != current.identity:
             do {
-                let replacement = try OpenFile.open(path: source.path)
+                let replacement = try source.openPath()
                 drain(current)
                 let walk = drainRotatedGenerations(after: current, replacement: replacement)
                 switched = walk.moved || switched
@@ -101,7 +102,7 @@ final class FileFollower {
     private func openInitial() -> Bool {
         let opened: OpenFile
         do {
-            opened = try OpenFile.open(path: source.path)
+            opened = try source.openPath()
         } catch {
             source.report(problem: error.errno == ENOENT ? "the file does not exist (yet)" : error.description)
             appearedAfterStart = true
@@ -134,7 +135,7 @@ final class FileFollower {
     }
 
     /// Set once a sync found no file: a file that appears later is read from offset 0.
-    private var appearedAfterStart = false
+    private var appearedAfterStart: Bool
 
     private func drain(_ current: OpenFile) {
         guard current === file else { return }

@@ -75,6 +75,9 @@ struct GenerationTable: Sendable {
 
     subscript(serial: UInt64) -> Generation? { generations[serial] }
 
+    /// The oldest generation held that is a file (the active one when none is older).
+    var oldestFile: UInt64 { order.first { generations[$0]?.identity != nil } ?? active }
+
     /// Seals the active generation at `end` and makes a new one (for `file`) active.
     /// `endCheck` is given for a truncation in place, and `overwritten` when no copy of what it
     /// held was found (see ``Generation/endCheck``).

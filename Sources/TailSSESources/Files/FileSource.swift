@@ -20,6 +20,11 @@ public final class FileSource: ManagedSource {
     public var definition: String { "file \(path) max-line-bytes=\(maxLineBytes) shared-buffer-bytes=\(sharedBytes)" }
     private let watcher: FileWatchService
     private let sharedBytes: Int
+    /// `false` for a file of a glob: the path is opened with `O_NOFOLLOW`, so a symlink put in
+    /// the directory never makes tailsse read the file it points to.
+    let followsSymlinks: Bool
+    /// `true` when the file is read from its start when first found, not from its last line.
+    let readsFromStart: Bool
 
     let log: EventLog<FilePosition>
     let table = Mutex(GenerationTable())
@@ -40,11 +45,17 @@ public final class FileSource: ManagedSource {
     ///   - stateDirectory: where to remember the generations followed (``defaultStateDirectory``);
     ///     `nil`: in memory only.
     ///   - meter: counts lines read, resumes, resets and catch-up reads.
+    ///   - followsSymlinks: `false`: a symlink at `path` is never followed (the files of a glob).
+    ///   - readsFromStart: `true`: the first file found is read from its start (a file of a glob
+    ///     that appeared while tailsse runs), not from its last line.
     public init(
         name: String, path: String, maxLineBytes: Int = 64 << 10, sharedBytes: Int = 4 << 20,
-        watcher: FileWatchService, stateDirectory: String? = FileSource.defaultStateDirectory, meter: any SourceMeter = UncountedSource(), logger: Logger
+        watcher: FileWatchService, stateDirectory: String? = FileSource.defaultStateDirectory, meter: any SourceMeter = UncountedSource(), logger: Logger,
+        followsSymlinks: Bool = true, readsFromStart: Bool = false
     ) {
         self.name = name
+        self.followsSymlinks = followsSymlinks
+        self.readsFromStart = readsFromStart
         self.meter = meter
         self.path = path
         self.maxLineBytes = maxLineBytes
@@ -122,6 +133,19 @@ public final class FileSource: ManagedSource {
         let start = await startPosition(for: request)
         let resumedID = start.reset == nil ? request.resumeID : nil
         return FileEventStream(source: self, encoder: encoder, start: start.position, startID: resumedID, pending: start.reset)
+    }
+
+    /// Opens a stream from the start of the oldest file this source holds: for a client that
+    /// was already following a glob when this file of it appeared.
+    func openStreamFromFirstFile(encoder: EventEncoder) -> any EventStream {
+        streams.add(1, ordering: .relaxed)
+        let start = table.withLock { FilePosition(generation: $0.oldestFile, offset: 0) }
+        return FileEventStream(source: self, encoder: encoder, start: start, pending: nil)
+    }
+
+    /// Opens the file at `path` (never through a symlink unless ``followsSymlinks``).
+    func openPath() throws(SystemError) -> OpenFile {
+        followsSymlinks ? try OpenFile.open(path: path) : try OpenFile.openNoFollow(path: path)
     }
 
     func streamEnded() { streams.subtract(1, ordering: .relaxed) }

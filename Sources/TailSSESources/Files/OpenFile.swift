@@ -24,6 +24,11 @@ final class OpenFile: Sendable {
         try open(path: path, flags: 0)
     }
 
+    /// Opens `path` read-only, never through a symlink (`O_NOFOLLOW`).
+    static func openNoFollow(path: String) throws(SystemError) -> OpenFile {
+        try open(path: path, flags: O_NOFOLLOW)
+    }
+
     /// Opens a rotated generation lying beside the followed file: never through a symlink
     /// (`O_NOFOLLOW`), and only if what was opened is the regular file `identity` (checked with
     /// `fstat` on the descriptor, so a file swapped in after `lstat` is not read).
