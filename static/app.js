@@ -587,21 +587,23 @@ class LogView {
   }
 
   /** The rows the view shows (the filter's matches, markers included) as the text of a log
-   * file: one line per row, prefixed with its source when the view has several. */
+   * file: one line per row, prefixed with its source when the view has several (and with its
+   * file, for a glob source's lines). */
   exportText() {
     const several = this.#sourceIndex.size > 1;
     const out = [];
     for (const entry of this.#entries) {
       if (entry.row.hidden) continue;
       const text = entry.kind === "line" ? entry.text : `[${entry.text}]`;
-      out.push(several ? `${entry.source}\t${text}` : text);
+      const label = several ? (entry.file ? `${entry.source}/${entry.file}` : entry.source) : entry.file;
+      out.push(label ? `${label}\t${text}` : text);
     }
     return out.length ? `${out.join("\n")}\n` : "";
   }
 
   /** The text of the rows shown (markers as `[kind]`), for tests and copying. */
   snapshot() {
-    return this.#entries.map((e) => ({ source: e.source, kind: e.kind, text: e.text, hidden: e.row.hidden }));
+    return this.#entries.map((e) => ({ source: e.source, file: e.file, kind: e.kind, text: e.text, hidden: e.row.hidden }));
   }
 
   #scheduleFlush() {
@@ -657,16 +659,18 @@ class LogView {
   /** Makes the row of a queued event; `null` when it continued an existing row. */
   #materialize({ kind, data, received }) {
     const source = typeof data.source === "string" ? data.source : "";
+    // A glob source's lines each name their file: a long line continues within its file.
+    const stream = typeof data.file === "string" ? `${source}\u0000${data.file}` : source;
     if (kind === "line") {
       const text = typeof data.text === "string" ? data.text : "";
-      const open = this.#openBySource.get(source);
+      const open = this.#openBySource.get(stream);
       if (open) {
         open.text += text;
         open.structured = undefined;
         open.open = data.continues === true;
         open.segments = parseAnsi(open.text);
         this.#applyFilter(open, true);
-        if (data.continues !== true) this.#openBySource.delete(source);
+        if (data.continues !== true) this.#openBySource.delete(stream);
         return null;
       }
       const entry = this.#newEntry("line", source, data, received);
@@ -674,10 +678,10 @@ class LogView {
       entry.open = data.continues === true;
       entry.segments = parseAnsi(text);
       this.#applyFilter(entry, true);
-      if (data.continues === true) this.#openBySource.set(source, entry);
+      if (data.continues === true) this.#openBySource.set(stream, entry);
       return entry;
     }
-    this.#openBySource.delete(source);
+    this.#openBySource.delete(stream);
     const entry = this.#newEntry(kind, source, data, received);
     const message = kind === "reset" || kind === "end" ? data.reason : data.text;
     entry.text = `${MARKER_LABELS[kind] ?? kind}: ${typeof message === "string" ? message : ""}`;
@@ -703,6 +707,13 @@ class LogView {
       row.classList.add(`prio-${data.priority}`);
       time.title += ` · ${PRIORITY_NAMES[data.priority]}`;
     }
+    // A glob source's line names its file (`--file app=/var/log/app/*.log`).
+    const file = typeof data.file === "string" && data.file ? data.file : null;
+    if (file) {
+      const name = element("span", "file", file);
+      name.title = `file ${file}`;
+      row.append(name);
+    }
     // A journal entry's host (`_HOSTNAME`) has a column of its own: a fleet's lines tell apart.
     if (typeof data.host === "string" && data.host) {
       const host = element("span", "host", data.host);
@@ -718,7 +729,7 @@ class LogView {
     }
     const body = element("span", "text");
     row.append(body);
-    return { row, body, kind, source, text: "", segments: [], fold: null, expanded: false };
+    return { row, body, kind, source, file, text: "", segments: [], fold: null, expanded: false };
   }
 
   /** Renders an entry's text, folded when it is long (with a button to unfold and fold it). */

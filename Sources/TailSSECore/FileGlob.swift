@@ -61,6 +61,12 @@ public struct FileGlob: Sendable, Equatable, CustomStringConvertible {
         return matching.filter { name in !isRotatedGeneration(name) }.sorted()
     }
 
+    /// The names among `names` that the pattern matches but that cannot be files of the glob,
+    /// because they are not valid in an id (`[A-Za-z0-9._-]{1,64}`).
+    public func unfitNames(among names: [String]) -> [String] {
+        names.filter { matches($0) && !SourceName.isValid($0.utf8) }.sorted()
+    }
+
     /// `true` when `name` is a rotated generation of a name the pattern matches.
     private func isRotatedGeneration(_ name: String) -> Bool {
         let bytes = Array(name.utf8)

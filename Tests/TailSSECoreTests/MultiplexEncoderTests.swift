@@ -102,6 +102,66 @@ struct MultiplexEncoderTests {
         #expect(String(buffer: output) == "[a] one\n[a] piece-\n[b] other\n[a] rest\n")
     }
 
+    @Test("a source added while the stream runs gets its part after the others; a retired one leaves the id")
+    func addAndRetire() async throws {
+        var multiplexer = MultiplexEncoder(format: .eventStream, sources: [], startIDs: [])
+        var output = ByteBuffer()
+        let a = multiplexer.addSource("a.log", startID: "f1.1.1.0.0")
+        multiplexer.write(frames: framed(.eventStream, "g", [.line(Array("one".utf8), id: "f1.1.1.4.aa")]), source: a, into: &output)
+        let b = multiplexer.addSource("b.log", startID: nil)
+        #expect(multiplexer.currentID.description == "m1,a.log=f1.1.1.4.aa")
+        multiplexer.write(frames: framed(.eventStream, "g", [.line(Array("two".utf8), id: "f1.1.2.4.bb")]), source: b, into: &output)
+        multiplexer.retire(a)
+        multiplexer.write(frames: framed(.eventStream, "g", [.line(Array("three".utf8), id: "f1.1.2.8.cc")]), source: b, into: &output)
+        let bytes = Array(output.readableBytesView)
+        let events = try await decodeSSE(bytes, chunks: [0..<bytes.count])
+        #expect(events.map(\.id) == ["m1,a.log=f1.1.1.4.aa", "m1,a.log=f1.1.1.4.aa,b.log=f1.1.2.4.bb", "m1,b.log=f1.1.2.8.cc"])
+    }
+
+    /// The files of a glob ("a.log", "b.log") inside an outer stream with another source ("sys"):
+    /// the inner encoder is framed, the outer one sees its composite id as the glob's own id.
+    private func nested(_ format: StreamFormat) -> ByteBuffer {
+        let glob = EventEncoder.framed(format: format, source: "app")
+        var inner = MultiplexEncoder(format: format, sources: ["a.log", "b.log"], startIDs: ["f1.1.1.0.0", nil], framed: true)
+        var outer = MultiplexEncoder(format: format, sources: ["app", "sys"], startIDs: [nil, "s0"])
+        var innerOutput = ByteBuffer()
+        func file(_ name: String, _ events: [StreamEvent]) -> ByteBuffer {
+            var buffer = ByteBuffer()
+            let encoder = glob.framed(file: name)
+            for event in events { encoder.encode(event, into: &buffer) }
+            return buffer
+        }
+        inner.write(frames: file("b.log", [.line(Array("b1".utf8), id: "f1.1.2.3.bb"), .line(Array("long-".utf8), id: "f1.1.2.8.cc", continues: true)]), source: 1, into: &innerOutput)
+        inner.write(frames: file("a.log", [.line(Array("a1".utf8), id: "f1.1.1.3.aa"), .marker(.rotated, id: "f1.1.1.3.aa", message: "new file")]), source: 0, into: &innerOutput)
+        var output = ByteBuffer()
+        outer.write(frames: innerOutput, source: 0, into: &output)
+        outer.write(frames: framed(format, "sys", [.line(Array("s1".utf8), id: "s1")]), source: 1, into: &output)
+        return output
+    }
+
+    @Test("a glob's files nested in a multiplexed stream: its part is its own composite id, escaped, in SSE and NDJSON")
+    func nestedIDs() async throws {
+        let app1 = "m1%2Ca.log=f1.1.1.0.0%2Cb.log=f1.1.2.3.bb"
+        let app2 = "m1%2Ca.log=f1.1.1.0.0%2Cb.log=f1.1.2.8.cc"
+        let app3 = "m1%2Ca.log=f1.1.1.3.aa%2Cb.log=f1.1.2.8.cc"
+        let expected = ["m1,app=\(app1),sys=s0", "m1,app=\(app2),sys=s0", "m1,app=\(app3),sys=s0", "m1,app=\(app3),sys=s0", "m1,app=\(app3),sys=s1"]
+        let sse = Array(nested(.eventStream).readableBytesView)
+        let events = try await decodeSSE(sse, chunks: [0..<sse.count])
+        #expect(events.map(\.id) == expected)
+        let lines = Array(nested(.ndjson).readableBytesView).split(separator: 0x0A)
+        let objects = try lines.map { try parseJSONObject($0) }
+        #expect(objects.map { $0["id"]?.string } == expected)
+        #expect(objects.map { $0["file"]?.string } == ["b.log", "b.log", "a.log", "a.log", nil])
+        #expect(objects.map { $0["source"]?.string } == ["app", "app", "app", "app", "sys"])
+        let parsed = try CompositeEventID(parsing: expected[2])
+        #expect(try CompositeEventID(parsing: #require(parsed["app"]))["a.log"] == "f1.1.1.3.aa")
+    }
+
+    @Test("a glob's files nested in plain text: each line is prefixed with the source and the file, pieces kept apart")
+    func nestedPlainText() {
+        #expect(String(buffer: nested(.plainText)) == "[app] [b.log] b1\n[app] [b.log] long-\n[app] [a.log] a1\n[sys] s1\n")
+    }
+
     @Test("random interleavings of three sources: every id is the composite of the latest id of each, in request order", arguments: 0..<4)
     func randomInterleavings(batch: Int) async throws {
         var rng = SplitMix64(seed: 0x3A1_0000 + UInt64(batch))

@@ -52,6 +52,7 @@ public final class GlobSource: ManagedSource {
         var streams: [ObjectIdentifier: WeakGlobStream] = [:]
         var problem: String?
         var unfollowed = 0
+        var unfit: [String] = []
         var following = false
         var ended = false
 
@@ -84,10 +85,14 @@ public final class GlobSource: ManagedSource {
     public var problem: String? { state.withLock { $0.problem } }
 
     public var notice: String? {
-        let (unfollowed, polled) = state.withLock { state in
-            (state.unfollowed, state.members.compactMap { member in member.source.notice.map { "\(member.name): \($0)" } })
+        let (unfollowed, unfit, polled) = state.withLock { state in
+            (state.unfollowed, state.unfit, state.members.compactMap { member in member.source.notice.map { "\(member.name): \($0)" } })
         }
         var notes = polled
+        if !unfit.isEmpty {
+            let shown = unfit.prefix(3).map { "'\($0.prefix(80))'" }.joined(separator: ", ")
+            notes.append("\(unfit.count) matching names are not followed (\(shown)\(unfit.count > 3 ? ", ..." : "")): a file's name must be 1-64 characters of A-Z a-z 0-9 . _ -")
+        }
         if unfollowed > 0 { notes.append("\(unfollowed) more matching files are not followed: a glob follows at most \(FileGlob.maxFiles)") }
         return notes.isEmpty ? nil : notes.joined(separator: "; ")
     }
@@ -189,6 +194,7 @@ public final class GlobSource: ManagedSource {
                 return member
             }
             state.unfollowed = max(0, listing.files.count - FileGlob.maxFiles)
+            state.unfit = listing.unfit
             return (Set(state.members.map(\.name)), forgotten)
         }
         for member in forgotten {

@@ -14,6 +14,8 @@ final class GlobWatch: Sendable {
         var files: [String]
         /// Why the directory cannot be listed, if it cannot.
         var problem: String?
+        /// Names the pattern matches that cannot name a file in ids (``FileGlob/unfitNames(among:)``).
+        var unfit: [String] = []
     }
 
     /// The listings, newest first: a listing not yet read is replaced by a newer one.
@@ -99,10 +101,11 @@ final class GlobWatch: Sendable {
         guard access(glob.directory, R_OK | X_OK) == 0 else {
             return Listing(files: [], problem: "cannot read the directory \(glob.directory): \(String(cString: strerror(errno)))")
         }
-        let files = glob.files(among: directoryEntries(glob.directory)).filter { name in
+        let names = directoryEntries(glob.directory)
+        let files = glob.files(among: names).filter { name in
             var entry = stat()
             return lstat(glob.path(of: name), &entry) == 0 && entry.st_mode & S_IFMT == S_IFREG
         }
-        return Listing(files: files, problem: nil)
+        return Listing(files: files, problem: nil, unfit: glob.unfitNames(among: names))
     }
 }
