@@ -225,7 +225,9 @@ class ReconnectingClient(threading.Thread):
             obj = ev.json
             assert obj.get("continues") is None, "no line in this test is long enough to be split"
             self.received.append(obj["text"])
-            self.by_source.setdefault(obj["source"], []).append(obj["text"])
+            # A glob source's lines are kept apart by file: its order is only exact per file.
+            key = f'{obj["source"]}/{obj["file"]}' if "file" in obj else obj["source"]
+            self.by_source.setdefault(key, []).append(obj["text"])
         else:
             self.markers[ev.type] = self.markers.get(ev.type, 0) + 1
             if ev.type == "reset":

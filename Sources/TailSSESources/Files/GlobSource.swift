@@ -82,7 +82,12 @@ public final class GlobSource: ManagedSource {
     public var isFollowing: Bool { state.withLock { $0.following } }
     public var clientCount: Int { state.withLock { $0.liveStreams.count } }
     public var bytesAppended: UInt64 { state.withLock { $0.members.reduce(0) { $0 + $1.source.bytesAppended } } }
-    public var problem: String? { state.withLock { $0.problem } }
+    /// Why the directory cannot be listed, or why files of the glob cannot be read, if so.
+    public var problem: String? {
+        let (own, members) = state.withLock { ($0.problem, $0.members) }
+        let problems = (own.map { [$0] } ?? []) + members.compactMap { member in member.source.problem.map { "\(member.name): \($0)" } }
+        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+    }
 
     public var notice: String? {
         let (unfollowed, unfit, polled) = state.withLock { state in
@@ -251,14 +256,15 @@ final class GlobEventStream: EventStream {
     deinit { source.streamEnded(ObjectIdentifier(self)) }
 
     /// Adds a file's stream: from the part of the resume id naming it; else, for a file that
-    /// `appeared` while this stream runs or that the resume id does not name, from its start;
-    /// else from `tail`.
+    /// `appeared` while this stream runs, that the resume id does not name, or with `tail=all`,
+    /// from the start of the oldest of its files tailsse holds (a rotation since it appeared
+    /// included); else from `tail`.
     func add(_ member: FileSource, named file: String, appeared: Bool) async {
         let fileEncoder = encoder.framed(file: file)
         let stream: any EventStream
         if let part = resume?[file] {
             stream = await member.openStream(StreamRequest(tail: tail, resumeID: part), encoder: fileEncoder)
-        } else if appeared || resume != nil {
+        } else if appeared || resume != nil || tail == .all {
             stream = member.openStreamFromFirstFile(encoder: fileEncoder)
         } else {
             stream = await member.openStream(StreamRequest(tail: tail), encoder: fileEncoder)
