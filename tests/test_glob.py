@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import threading
 import time
 import urllib.parse
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos import ReconnectingClient, first_difference
+from chaos import ReconnectingClient, first_difference, holds_open
 from http_client import LineStream, SSEStream, request
 from server import append, wait_until
 
@@ -267,3 +268,51 @@ def test_files_created_rotated_and_deleted_while_a_client_reconnects_at_random_e
     assert writer.actions["create"] >= 3 and writer.actions["rotate"] >= 3 and writer.actions["delete"] >= 3, writer.actions
     assert client.connections > 10, client.connections
     print(f"{writer.actions}, {client.connections} connections, {client.cut_mid_event} cut mid-event, {sum(map(len, expected.values()))} lines in {len(expected)} files")
+
+
+def test_a_reload_keeps_an_unchanged_glob_with_its_clients_and_ends_a_removed_one(tailsse, logdir, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (logdir / "a.log").write_bytes(b"a-1\n")
+    (other / "o.log").write_bytes(b"o-1\n")
+    conf = tmp_path / "tailsse.conf"
+    conf.write_text(f"file = app={logdir / '*.log'}\nfile = old={other / '*.log'}\n")
+    srv = tailsse({}, extra=["--config", str(conf)])
+    with SSEStream(srv.port, "/sources/app?tail=1") as kept, SSEStream(srv.port, "/events?source=old&tail=1") as removed:
+        kept.wait_messages(1)
+        removed.wait_messages(1)
+        conf.write_text(f"file = app={logdir / '*.log'}\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        removed.wait_for(lambda s: s.eof, what="the end of the removed glob's stream")
+        assert removed.clean_end
+        assert [e.type for e in removed.events] == ["message", "end"]
+        assert removed.events[-1].json["source"] == "old" and "removed" in removed.events[-1].json["reason"]
+        append(logdir / "a.log", "a-2\n")
+        (logdir / "b.log").write_bytes(b"b-1\n")
+        kept.wait_messages(3)
+        assert by_file(kept.events) == {"a.log": ["a-1", "a-2"], "b.log": ["b-1"]}
+        assert not kept.eof
+    assert [s["name"] for s in request(srv.port, "/sources").json()] == ["app"]
+    assert srv.stop() == 0
+
+
+def test_a_deleted_file_is_let_go_after_a_minute_and_leaves_the_ids(tailsse, logdir):
+    """A deleted file stays followed for a while (a client behind can still read it), then its
+    descriptor is closed, so the disk space is freed, and its part leaves the ids."""
+    (logdir / "keep.log").write_bytes(b"keep-1\n")
+    gone = logdir / "gone.log"
+    gone.write_bytes(b"gone-1\n")
+    inode = gone.stat().st_ino
+    srv = tailsse({"app": logdir / "*.log"})
+    with SSEStream(srv.port, "/sources/app?tail=all") as s:
+        s.wait_messages(2)
+        assert set(parse_composite(s.messages()[-1].own_id)) == {"gone.log", "keep.log"}
+        gone.unlink()
+        assert holds_open(srv.pid, inode)
+        started = time.monotonic()
+        wait_until(lambda: files_listed(srv) == ["keep.log"], timeout=90, interval=0.5, what="gone.log no longer followed")
+        assert time.monotonic() - started > 30
+        wait_until(lambda: not holds_open(srv.pid, inode), timeout=10, what="the deleted file's descriptor closed")
+        append(logdir / "keep.log", "keep-2\n")
+        s.wait_messages(3)
+        assert set(parse_composite(s.messages()[-1].own_id)) == {"keep.log"}

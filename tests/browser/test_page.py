@@ -74,6 +74,35 @@ def test_kill_and_restart_while_writing_two_sources_on_one_stream_exact_lines(we
     print(f"{total} lines over {kills + 1} server runs; last id {page.evaluate('window.tailsse.lastEventId')}")
 
 
+def test_a_glob_source_shows_each_lines_file_and_resumes_files_created_while_tailsse_was_down(web, page, logdir):
+    (logdir / "api.log").write_bytes(b"api-1\n")
+    srv = web({"app": logdir / "*.log"})
+    srv.pin_port()
+    page.goto(srv.url("/#source=app"))
+    wait_for_text(page, "api-1")
+    (logdir / "worker.log").write_bytes(b"worker-1\n")
+    wait_for_text(page, "worker-1")
+    append(logdir / "api.log", "api-2\n")
+    wait_for_text(page, "api-2")
+    srv.kill()
+    wait_for_status(page, "reconnecting", timeout=10)
+    append(logdir / "api.log", "api-3\n")
+    (logdir / "cron.log").write_bytes(b"cron-1\ncron-2\n")
+    srv.start()
+    wait_for_text(page, "cron-2")
+    wait_for_text(page, "api-3")
+    wait_for_status(page, "live")
+    shown = rows(page)
+    assert [r for r in shown if r["marker"]] == []
+    by_file = {}
+    for r in shown:
+        assert r["source"] == "app"
+        by_file.setdefault(r["file"], []).append(r["text"])
+    assert by_file == {"api.log": ["api-1", "api-2", "api-3"], "worker.log": ["worker-1"], "cron.log": ["cron-1", "cron-2"]}
+    # The kill cuts the stream's chunked body: the browser reports that, and nothing else.
+    assert [p for p in page.problems if "ERR_INCOMPLETE_CHUNKED_ENCODING" not in p] == []
+
+
 def test_pause_loses_nothing_filter_highlights_and_scrolling_up_stops_following(web, page, logdir):
     log = logdir / "app.log"
     log.write_bytes("".join(f"line-{i:03d} {'alpha' if i % 3 == 0 else 'beta'}\n" for i in range(150)).encode())

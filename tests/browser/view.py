@@ -4,6 +4,7 @@ from __future__ import annotations
 
 ROWS_JS = """() => [...document.querySelectorAll('#log .row')].map(r => ({
     source: r.querySelector('.tag')?.textContent ?? '',
+    file: r.querySelector('.file')?.textContent ?? null,
     text: r.querySelector('.text')?.textContent ?? '',
     marker: r.classList.contains('row-marker'),
     hidden: r.hidden,

@@ -12,7 +12,8 @@ import Synchronization
 /// An *open* stream (the files of a glob source) takes sources while it runs (``add(_:source:)``),
 /// drops a source's part from the composite id once its stream ends, and ends only when stopped.
 public final class MultiplexedEventStream: EventStream {
-    private let streams: Mutex<[any EventStream]>
+    /// Each source's stream; an open stream lets go of the streams that ended.
+    private let streams: Mutex<[(any EventStream)?]>
     private let mailbox: Mailbox
     private let encoder: Mutex<MultiplexEncoder>
     private let tallies: [SentTally?]
@@ -40,7 +41,7 @@ public final class MultiplexedEventStream: EventStream {
 
     public func stop() {
         mailbox.stop()
-        for stream in streams.withLock({ $0 }) { stream.stop() }
+        for stream in streams.withLock({ $0 }) { stream?.stop() }
     }
 
     /// Adds the stream of another source (an open stream only), after the others, starting at
@@ -77,6 +78,9 @@ public final class MultiplexedEventStream: EventStream {
                         if index < tallies.count { tallies[index]?.add(bytes: buffer.writerIndex - before) }
                     }
                     if isOpen { for index in ended { encoder.retire(index) } }
+                }
+                if isOpen, !ended.isEmpty {
+                    streams.withLock { streams in for index in ended where streams.indices.contains(index) { streams[index] = nil } }
                 }
                 if !ready.isEmpty { return .events }
             }
