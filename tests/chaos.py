@@ -160,6 +160,8 @@ class ReconnectingClient(threading.Thread):
         self.markers: dict[str, int] = {}
         self.error: BaseException | None = None
         self.resets: list[str] = []
+        # The id each connection resumed from, in order.
+        self.sent_ids: list[str | None] = []
         self.stop = threading.Event()
 
     def _done(self) -> bool:
@@ -184,6 +186,7 @@ class ReconnectingClient(threading.Thread):
             time.sleep(0.05)  # the server is restarting: EventSource would wait `retry` ms
             return
         self.connections += 1
+        self.sent_ids.append(self.last_id)
         if s.status != 200:
             raise AssertionError(f"status {s.status} on reconnect with id {self.last_id!r}")
         mode = self.rng.choice(["events", "bytes", "bytes", "events"])

@@ -168,13 +168,15 @@ class GlobWriter(threading.Thread):
 
     It records every line written under its file's name, in order: a name's lines across all its
     files (rotated, deleted and created again) are one sequence, as a client of the glob must see
-    them. A file is rotated or deleted only once the server lists it (a file created and gone
-    before anyone could see it has no lines anyone can promise)."""
+    them. A file is rotated only once the server lists its name, and deleted only once the server
+    holds it open (a file created and deleted before anyone could open it has no lines anyone can
+    promise)."""
 
-    def __init__(self, directory: Path, listed, count: int, seed: int) -> None:
+    def __init__(self, directory: Path, listed, holds, count: int, seed: int) -> None:
         super().__init__(daemon=True)
         self.directory = directory
         self.listed = listed
+        self.holds = holds
         self.count = count
         self.rng = random.Random(seed)
         self.written: dict[str, list[str]] = {}
@@ -223,7 +225,12 @@ class GlobWriter(threading.Thread):
                     self.actions["rotate"] += 1
                 elif roll < 0.016 and len(self.fds) > 1:
                     name = self.rng.choice(sorted(self.fds))
-                    self._listed(name)
+                    inode = os.fstat(self.fds[name]).st_ino
+                    deadline = time.monotonic() + 20
+                    while not self.holds(inode):
+                        if time.monotonic() > deadline or self.abort.is_set():
+                            raise AssertionError(f"tailsse never opened {name}")
+                        time.sleep(0.01)
                     os.close(self.fds.pop(name))
                     os.unlink(self.directory / name)
                     self.actions["delete"] += 1
@@ -246,7 +253,7 @@ def test_files_created_rotated_and_deleted_while_a_client_reconnects_at_random_e
     seed = int(os.environ.get("SOAK_SEED", "0") or 0) or random.randrange(1 << 30)
     print(f"seed {seed}")
     srv = tailsse({"app": logdir / "*.log"}, shared_buffer_bytes=64 << 10, extra=["--log-level", "debug"])
-    writer = GlobWriter(logdir, lambda: files_listed(srv), count=6000, seed=seed)
+    writer = GlobWriter(logdir, lambda: files_listed(srv), lambda inode: holds_open(srv.pid, inode), count=6000, seed=seed)
     total = lambda: sum(len(v) for v in writer.written.values()) if writer.done.is_set() else None
     client = ReconnectingClient(lambda: srv.port, "app", seed=seed + 1, target=total, deadline=time.monotonic() + 120, path=path)
     client.start()
@@ -262,6 +269,8 @@ def test_files_created_rotated_and_deleted_while_a_client_reconnects_at_random_e
     expected = {name: texts for name, texts in writer.written.items() if texts}
     differences = [f"{name}: {first_difference(expected.get(name, []), got.get(name, []))}"
                    for name in sorted(set(expected) | set(got)) if got.get(name, []) != expected.get(name, [])]
+    if differences:
+        (srv.log_path.parent / "sent_ids.txt").write_text("\n".join(str(i) for i in client.sent_ids))
     assert writer.error is None, writer.error
     assert client.error is None, f"{client.error}; {differences}"
     assert not differences, differences
