@@ -16,7 +16,7 @@ LISTEN ?= 127.0.0.1:8111
 # Without /var/log/syslog or /var/log/messages, follow dpkg's log so `make run` shows something.
 RUN_ARGS ?= $(shell test -r /var/log/syslog || test -r /var/log/messages || echo --file dpkg=/var/log/dpkg.log)
 
-APT_RUN := ca-certificates curl pkg-config libsystemd-dev
+APT_RUN := ca-certificates curl pkg-config libsystemd-dev libpcre2-dev
 # The journal benchmarks (also in the smoke run of `make test`): systemd-journal-remote writes their
 # journal, and its package also holds systemd-journal-gatewayd (the peer); systemd has journald,
 # journalctl, systemd-cat and systemd-socket-activate (util-linux, in APT_TEST, has unshare and nsenter).

@@ -34,10 +34,17 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
-        // Events, ids, line splitting, encoders and fan-out: no IO.
+        // PCRE2: the patterns of `grep=` (what `journalctl --grep` uses).
+        .systemLibrary(
+            name: "CPCRE2",
+            pkgConfig: "libpcre2-8",
+            providers: [.apt(["libpcre2-dev"])]
+        ),
+        // Events, ids, line splitting, encoders, patterns and fan-out: no IO.
         .target(
             name: "TailSSECore",
             dependencies: [
+                "CPCRE2",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -3,7 +3,8 @@ import Synchronization
 
 /// A record's encoded bytes, per format, made by the first client that sends it and shared by
 /// every other client of the same source: the JSON escaping of a line is done once, not once per
-/// client. Framed encoders (``EventEncoder/isFramed``, used by multiplexed streams) do not share.
+/// client. Framed encoders (``EventEncoder/isFramed``, used by multiplexed streams) and encoders with
+/// a ``EventEncoder/grep`` pattern do not share.
 public final class EncodedForms: Sendable {
     private let forms = Mutex<(eventStream: ByteBuffer?, ndjson: ByteBuffer?, plainText: ByteBuffer?)>((nil, nil, nil))
 
@@ -37,7 +38,7 @@ extension EventEncoder {
     /// for the same format.
     public func encode<Position>(_ record: LogRecord<Position>, into buffer: inout ByteBuffer) {
         guard let event = record.event else { return }
-        guard !isFramed, let forms = record.encoded else {
+        guard !isFramed, grep == nil, let forms = record.encoded else {
             encode(event, into: &buffer)
             return
         }

@@ -67,41 +67,52 @@ public struct EventEncoder: Sendable {
     /// Where the streams that encode with this encoder count the events they encode, a batch
     /// at a time (``count(events:)``); `nil` when nobody counts.
     public let tally: SentTally?
+    /// Only lines this pattern matches are written (journal entries: by their `MESSAGE`); markers
+    /// always are. With a pattern, each piece of an over-long line is matched, and sent, on its own.
+    public let grep: GrepPattern?
 
     /// - Parameters:
     ///   - utcOffset: the local time zone's offset from UTC at a time, in seconds, for journal
     ///     timestamps in plain text (JSON times are always UTC).
     ///   - tally: where the number of events encoded is counted, for metrics.
+    ///   - grep: write only the lines it matches.
     public init(
-        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }, tally: SentTally? = nil
+        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }, tally: SentTally? = nil,
+        grep: GrepPattern? = nil
     ) {
-        self.init(format: format, source: source, utcOffset: utcOffset, framed: false, tally: tally)
+        self.init(format: format, source: source, utcOffset: utcOffset, framed: false, tally: tally, grep: grep)
     }
 
-    private init(format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool, tally: SentTally?) {
-        self.init(format: format, sourceField: Array("\"source\":".utf8) + JSONText.quoted(source), utcOffset: utcOffset, framed: framed, tally: tally)
+    private init(
+        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool, tally: SentTally?, grep: GrepPattern?
+    ) {
+        self.init(format: format, sourceField: Array("\"source\":".utf8) + JSONText.quoted(source), utcOffset: utcOffset, framed: framed, tally: tally, grep: grep)
     }
 
-    private init(format: StreamFormat, sourceField: [UInt8], utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool, tally: SentTally?) {
+    private init(
+        format: StreamFormat, sourceField: [UInt8], utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int, framed: Bool, tally: SentTally?, grep: GrepPattern?
+    ) {
         self.format = format
         self.isFramed = framed
         self.sourceField = sourceField
         self.utcOffset = utcOffset
         self.tally = tally
+        self.grep = grep
     }
 
     /// The framed encoder for one file of a glob source streamed with this encoder: its JSON
     /// objects carry `"file": NAME` after `"source"`; it counts in the same ``tally``.
     public func framed(file: String) -> EventEncoder {
-        EventEncoder(format: format, sourceField: sourceField + Array(",\"file\":".utf8) + JSONText.quoted(file), utcOffset: utcOffset, framed: true, tally: tally)
+        EventEncoder(format: format, sourceField: sourceField + Array(",\"file\":".utf8) + JSONText.quoted(file), utcOffset: utcOffset, framed: true, tally: tally, grep: grep)
     }
 
     /// An encoder for one source of a multiplexed stream: its output is read by a
     /// ``MultiplexEncoder``, never sent as it is.
     public static func framed(
-        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }, tally: SentTally? = nil
+        format: StreamFormat, source: String, utcOffset: @escaping @Sendable (_ secondsSinceEpoch: Int64) -> Int = { _ in 0 }, tally: SentTally? = nil,
+        grep: GrepPattern? = nil
     ) -> EventEncoder {
-        EventEncoder(format: format, source: source, utcOffset: utcOffset, framed: true, tally: tally)
+        EventEncoder(format: format, source: source, utcOffset: utcOffset, framed: true, tally: tally, grep: grep)
     }
 
     /// Whether events of `kind` are written at all in this format (plain text writes only lines).
@@ -129,20 +140,28 @@ public struct EventEncoder: Sendable {
             encodeEntry(entry, into: &buffer)
             return
         }
-        event.text.withUnsafeBytes { text in
+        _ = event.text.withUnsafeBytes { text in
             encode(kind: event.kind, id: event.id, text: text, continues: event.continues, into: &buffer)
         }
     }
 
-    /// Encodes a line straight from the bytes read, without building a ``StreamEvent``.
-    public func encodeLine(_ text: UnsafeRawBufferPointer, id: some EventIDText, continues: Bool, into buffer: inout ByteBuffer) {
+    /// Encodes a line straight from the bytes read, without building a ``StreamEvent``; `false`
+    /// when ``grep`` left it out.
+    @discardableResult
+    public func encodeLine(_ text: UnsafeRawBufferPointer, id: some EventIDText, continues: Bool, into buffer: inout ByteBuffer) -> Bool {
         encode(kind: .line, id: id, text: text, continues: continues, into: &buffer)
     }
 
+    @discardableResult
     private func encode(
         kind: StreamEvent.Kind, id: (some EventIDText)?, text: UnsafeRawBufferPointer, continues: Bool,
         into buffer: inout ByteBuffer
-    ) {
+    ) -> Bool {
+        var continues = continues
+        if kind == .line, let grep {
+            guard grep.matches(text) else { return false }
+            continues = false
+        }
         if isFramed {
             EventFrame.write(kind: kind, continues: continues, id: id, into: &buffer) { buffer in
                 encodeWire(kind: kind, id: id, text: text, continues: continues, into: &buffer)
@@ -150,6 +169,7 @@ public struct EventEncoder: Sendable {
         } else {
             encodeWire(kind: kind, id: id, text: text, continues: continues, into: &buffer)
         }
+        return true
     }
 
     /// Writes one event as sent; returns where its id was written, if it was.
@@ -214,6 +234,7 @@ extension EventEncoder {
     /// Encodes a journal entry: its cursor is the id; JSON carries `time`, `priority`, `unit`,
     /// `identifier`, `pid` and `host` where present; plain text is `journalctl -o short-iso`.
     public func encodeEntry(_ entry: JournalEntry, into buffer: inout ByteBuffer) {
+        if let grep, !entry.message.withUnsafeBytes({ grep.matches($0) }) { return }
         if isFramed {
             EventFrame.write(kind: .line, continues: false, id: entry.cursor, into: &buffer) { buffer in
                 encodeEntryWire(entry, into: &buffer)

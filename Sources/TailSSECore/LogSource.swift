@@ -24,11 +24,14 @@ public struct StreamRequest: Sendable {
     public var resumeID: String?
     /// For a journal source: which entries the client wants (none: all).
     public var journalFilter: JournalFilter
+    /// Only lines this pattern matches are sent (`grep=`).
+    public var grep: GrepPattern?
 
-    public init(tail: TailStart = .last(10), resumeID: String? = nil, journalFilter: JournalFilter = JournalFilter()) {
+    public init(tail: TailStart = .last(10), resumeID: String? = nil, journalFilter: JournalFilter = JournalFilter(), grep: GrepPattern? = nil) {
         self.tail = tail
         self.resumeID = resumeID
         self.journalFilter = journalFilter
+        self.grep = grep
     }
 }
 

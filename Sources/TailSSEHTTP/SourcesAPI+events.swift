@@ -29,7 +29,7 @@ extension SourcesAPI {
             case "source":
                 guard !names.contains(value) else { return Self.error("source '\(value.prefix(64))' is given twice", status: .badRequest) }
                 names.append(value)
-            case "tail":
+            case "tail", "grep", "grep-case":
                 shared.append((key, value))
             case "lastEventId":
                 queryResumeID = value
@@ -80,7 +80,7 @@ extension SourcesAPI {
             var streams: [any EventStream] = []
             var startIDs: [String?] = []
             for (index, (source, streamRequest)) in zip(sources, opened).enumerated() {
-                let encoder = EventEncoder.framed(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[index])
+                let encoder = EventEncoder.framed(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[index], grep: streamRequest.grep)
                 let stream = await source.openStream(streamRequest, encoder: encoder)
                 streams.append(stream)
                 startIDs.append(await stream.currentID())
@@ -95,9 +95,12 @@ extension SourcesAPI {
         var message: String
     }
 
+    /// Parameters every source's stream takes (the others are a journal's filters).
+    static let streamParameters: Set<String> = ["tail", "grep", "grep-case"]
+
     /// The request for one source's stream from its query parameters (without `lastEventId`):
-    /// `tail` (the last one wins), and for a journal every other parameter as a filter. A file
-    /// source ignores other parameters when `ignoringOthers`, else rejects them.
+    /// `tail` (the last one wins), `grep` and `grep-case`, and for a journal every other parameter
+    /// as a filter. A file source ignores other parameters when `ignoringOthers`, else rejects them.
     static func streamRequest(
         for source: any LogSource, parameters: [(key: String, value: String)], ignoringOthers: Bool
     ) -> Result<StreamRequest, BadParameter> {
@@ -108,7 +111,19 @@ extension SourcesAPI {
             }
             streamRequest.tail = parsed
         }
-        let others = parameters.filter { $0.key != "tail" }
+        let grep = parameters.last { $0.key == "grep" }?.value
+        let grepCase = parameters.last { $0.key == "grep-case" }?.value
+        if let grepCase, grep == nil || GrepPattern.Case(rawValue: grepCase) == nil {
+            return .failure(BadParameter(message: grep == nil ? "grep-case needs a grep pattern" : "grep-case must be sensitive, insensitive or smart"))
+        }
+        if let grep {
+            do {
+                streamRequest.grep = try GrepPattern(grep, case: grepCase.flatMap(GrepPattern.Case.init(rawValue:)) ?? .sensitive)
+            } catch {
+                return .failure(BadParameter(message: "grep: \(error.description)"))
+            }
+        }
+        let others = parameters.filter { !Self.streamParameters.contains($0.key) }
         if source.kind == "journal" {
             guard others.count <= Self.maxFilterTerms else {
                 return .failure(BadParameter(message: "at most \(Self.maxFilterTerms) filter terms per journal stream"))

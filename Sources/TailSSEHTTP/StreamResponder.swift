@@ -21,7 +21,7 @@ struct StreamResponder: Sendable {
     func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit) -> Response {
         let meters = StreamMeters(meters: [source.meter], multiplexed: false)
         return response(label: source.name, format: format, body: body, audit: audit, meters: meters) {
-            await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[0]))
+            await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[0], grep: streamRequest.grep))
         }
     }
 
@@ -108,7 +108,10 @@ struct StreamResponder: Sendable {
                     encoder.heartbeat(into: &buffer)
                 }
             case .events:
-                break
+                // Lines a `grep=` pattern left out move the stream without writing: still beat.
+                if buffer.readableBytes == 0, ContinuousClock.now - lastWrite >= settings.heartbeat {
+                    encoder.heartbeat(into: &buffer)
+                }
             }
             guard buffer.readableBytes > 0 else { continue }
             let before = connection.bytesSent

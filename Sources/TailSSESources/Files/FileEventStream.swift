@@ -103,9 +103,10 @@ final class FileEventStream: EventStream {
         into output: inout ByteBuffer, reached: inout Int64, lines: inout Int
     ) {
         guard line.end <= limit else { return }
-        encoder.encodeLine(line.text, id: FileEventID(file: identity, offset: line.end, check: line.check), continues: line.continues, into: &output)
+        if encoder.encodeLine(line.text, id: FileEventID(file: identity, offset: line.end, check: line.check), continues: line.continues, into: &output) {
+            lines += 1
+        }
         reached = line.end
-        lines += 1
     }
 
     /// Moves to the start of generation `successor`, which follows `generation`, sending `marker`
