@@ -120,6 +120,29 @@ def test_a_heartbeat_keeps_a_stream_alive_while_every_line_is_left_out(tailsse, 
         assert s.messages() == []
 
 
+def test_heartbeats_of_an_sse_grep_stream_carry_its_position_past_the_lines_left_out(tailsse, logdir):
+    """An id-only SSE block (no data) moves EventSource's last id and fires nothing: a reconnect
+    after a long run of non-matching lines resumes after them, not at the last match."""
+    log = logdir / "app.log"
+    log.write_text("", encoding="utf-8")
+    srv = tailsse({"app": log}, heartbeat=1)
+    with SSEStream(srv.port, "/sources/app?tail=0&grep=match") as s:
+        s.wait_ready()
+        append(log, "match-1\n")
+        s.wait_messages(1)
+        matched = s.messages()[0].own_id
+        append(log, "".join(f"noise {i}\n" for i in range(500)))
+        s.wait_for(lambda st: st.parser.last_event_id not in ("", matched), what="an id past the noise")
+        progressed = s.parser.last_event_id
+        assert s.texts() == ["match-1"]
+    offset = lambda event_id: int(event_id.split(".")[3], 16)
+    assert offset(progressed) == log.stat().st_size > offset(matched)
+    append(log, "match-2\n")
+    with SSEStream(srv.port, "/sources/app?tail=0&grep=match", last_event_id=progressed) as s:
+        s.wait_messages(1)
+        assert s.texts() == ["match-2"] and not [e for e in s.events if e.type == "reset"]
+
+
 def test_per_source_and_shared_patterns_on_events(tailsse, logdir):
     a, b = logdir / "a.log", logdir / "b.log"
     a.write_text("a ok\na error one\na warn\n")

@@ -20,7 +20,8 @@ struct StreamResponder: Sendable {
 
     func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit) -> Response {
         let meters = StreamMeters(meters: [source.meter], multiplexed: false)
-        return response(label: source.name, format: format, body: body, audit: audit, meters: meters) {
+        let progress = streamRequest.grep != nil && format == .eventStream
+        return response(label: source.name, format: format, body: body, audit: audit, meters: meters, sendsProgressIDs: progress) {
             await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[0], grep: streamRequest.grep))
         }
     }
@@ -28,8 +29,10 @@ struct StreamResponder: Sendable {
     /// A streaming response of the stream `open` makes (when the response starts). When it ends,
     /// one access log line says who read what, how much, for how long and why it ended. What it
     /// sends of each source is counted through `meters` (whose tallies `open`'s encoders count in).
+    /// `sendsProgressIDs`: a heartbeat is an SSE event with the stream's current id and no data
+    /// (a `grep=` stream: the client's resume id moves past the lines left out, and no event fires).
     func response(
-        label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters,
+        label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters, sendsProgressIDs: Bool = false,
         open: @escaping @Sendable () async -> any EventStream
     ) -> Response {
         var headers = HTTPFields()
@@ -56,7 +59,10 @@ struct StreamResponder: Sendable {
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             do {
-                                try await Self.pump(stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings)
+                                try await Self.pump(
+                                    stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings,
+                                    sendsProgressIDs: sendsProgressIDs
+                                )
                             } catch {
                                 // A write that fails: the client closed its end.
                                 if !connection.isKilled { connection.stopStream(reason: "client went away") }
@@ -83,7 +89,7 @@ struct StreamResponder: Sendable {
     /// Writes the stream's events until it finishes, batching whatever is ready into one write.
     private static func pump(
         _ stream: any EventStream, encoder: EventEncoder, writer: WriterBox,
-        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings
+        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings, sendsProgressIDs: Bool
     ) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 4096)
         var boundary = EventBoundary(format: encoder.format)
@@ -105,12 +111,12 @@ struct StreamResponder: Sendable {
                 return
             case .idle:
                 if ContinuousClock.now - lastWrite >= settings.heartbeat / 2 {
-                    encoder.heartbeat(into: &buffer)
+                    await beat(stream, encoder: encoder, progressID: sendsProgressIDs, into: &buffer)
                 }
             case .events:
                 // Lines a `grep=` pattern left out move the stream without writing: still beat.
                 if buffer.readableBytes == 0, ContinuousClock.now - lastWrite >= settings.heartbeat {
-                    encoder.heartbeat(into: &buffer)
+                    await beat(stream, encoder: encoder, progressID: sendsProgressIDs, into: &buffer)
                 }
             }
             guard buffer.readableBytes > 0 else { continue }
@@ -119,6 +125,16 @@ struct StreamResponder: Sendable {
             meters.wrote(eventBytes: step == .events ? connection.bytesSent - before : 0)
             if ended { return }
             lastWrite = .now
+        }
+    }
+
+    /// A heartbeat: with `progressID`, `id: ID` and no data (EventSource takes the id and fires
+    /// nothing), else a comment.
+    private static func beat(_ stream: any EventStream, encoder: EventEncoder, progressID: Bool, into buffer: inout ByteBuffer) async {
+        if progressID, let id = await stream.currentID() {
+            buffer.writeString("id: \(id)\n\n")
+        } else {
+            encoder.heartbeat(into: &buffer)
         }
     }
 

@@ -185,6 +185,9 @@ struct SourcesAPI: Sendable {
         api.get("/sources/:name") { request, context -> Response in
             try stream(request, name: context.parameters.get("name") ?? "", context: context)
         }
+        api.get("/sources/:name/lines") { request, context -> Response in
+            await lines(request, name: context.parameters.get("name") ?? "", context: context)
+        }
         api.get("/journal") { request, context -> Response in
             try stream(request, name: "journal", context: context)
         }

@@ -1,0 +1,63 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TailSSECore
+import TailSSESources
+
+/// `GET /sources/{name}/lines`: the lines just before or just after a position, by id.
+///
+/// `before=ID|end` or `after=ID|start`, `limit=N` (1–10,000, default 100), `grep=` and
+/// `grep-case=` as on streams. The answer is complete (not live), oldest first, each line with the
+/// id a live stream gives it, in the format `Accept` asks (SSE, NDJSON, plain text). The header
+/// `TailSSE-History-Edge: yes` says nothing lies further in that direction now.
+extension SourcesAPI {
+    func lines(_ request: Request, name: String, context: TailSSERequestContext) async -> Response {
+        guard let source = source(named: name, for: context.grant) else {
+            return Self.error("unknown source '\(name.prefix(64))'", status: .notFound)
+        }
+        guard let historical = source as? any HistoricalSource else {
+            return Self.error("source '\(name.prefix(64))' (\(source.kind)) has no history by position", status: .badRequest)
+        }
+        var direction: HistoryRequest.Direction?
+        var limit = 100
+        var grepParameters: [(key: String, value: String)] = []
+        for (rawKey, rawValue) in request.uri.queryParameters {
+            let value = String(rawValue)
+            switch String(rawKey) {
+            case "before", "after":
+                guard direction == nil else { return Self.error("give one of before= and after=", status: .badRequest) }
+                guard !value.isEmpty, value.utf8.count <= CompositeEventID.maxLength else { return Self.error("\(rawKey)= needs an id, 'start' or 'end'", status: .badRequest) }
+                let anchor = HistoryAnchor(parameter: value)
+                direction = rawKey == "before" ? .before(anchor) : .after(anchor)
+            case "limit":
+                guard let parsed = Int(value), (1...HistoryRequest.maxLimit).contains(parsed) else {
+                    return Self.error("limit must be a number of lines from 1 to \(HistoryRequest.maxLimit)", status: .badRequest)
+                }
+                limit = parsed
+            case "grep", "grep-case":
+                grepParameters.append((String(rawKey), value))
+            default:
+                return Self.error("unknown parameter '\(rawKey.prefix(64))': lines takes before, after, limit, grep and grep-case", status: .badRequest)
+            }
+        }
+        guard let direction else { return Self.error("give before=ID (or end) or after=ID (or start)", status: .badRequest) }
+        var grep: GrepPattern?
+        switch Self.streamRequest(for: source, parameters: grepParameters, ignoringOthers: false) {
+        case .success(let made): grep = made.grep
+        case .failure(let problem): return Self.error(problem.message, status: .badRequest)
+        }
+        let format = StreamFormat.negotiate(accept: request.headers[.accept])
+        let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
+        switch await historical.history(HistoryRequest(direction: direction, limit: limit, grep: grep), encoder: encoder) {
+        case .failure(let problem):
+            return Self.error(problem.description, status: problem.isMalformed ? .badRequest : .notFound)
+        case .success(let answer):
+            var headers = HTTPFields()
+            headers[.contentType] = format.contentType
+            headers[.cacheControl] = "no-cache"
+            headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+            headers[HTTPField.Name("TailSSE-History-Edge")!] = answer.reachedEdge ? "yes" : "no"
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: answer.body))
+        }
+    }
+}
