@@ -124,8 +124,9 @@ struct FileHistory {
                 offset = reached
                 lower = reached
             }
-            if lines.count >= limit { return (lines, false) }
-            guard index + 1 < generations.count else { return (lines, true) }
+            let isLast = index + 1 == generations.count
+            if lines.count >= limit { return (lines, isLast && offset >= generation.end) }
+            guard !isLast else { return (lines, true) }
             index += 1
             offset = 0
         }
@@ -188,8 +189,11 @@ struct FileHistory {
                 lines.append(HistoryLine(text: Array(line.text), id: FileEventID(file: identity, offset: line.end, check: line.check), continues: line.continues))
                 if lines.count >= limit { done = true }
             }
-            while position < upper, !done {
-                try file.read(at: position, count: Int(min(Int64(Self.blockSize), upper - position)), into: &block)
+            // A piece of a long line ending at `upper` is cut only once the splitter sees a byte
+            // past it: read up to a piece further (the file holds it; nothing past `upper` is sent).
+            let readEnd = upper + Int64(maxLineBytes) + 1
+            while position < readEnd, !done {
+                try file.read(at: position, count: Int(min(Int64(Self.blockSize), readEnd - position)), into: &block)
                 guard !block.isEmpty else { break }
                 position += Int64(block.count)
                 block.withUnsafeBytes { splitter.consume($0, take) }
