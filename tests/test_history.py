@@ -157,3 +157,40 @@ def test_an_id_with_the_wrong_check_or_of_another_file_opens_nothing(tailsse, lo
     os.link(secret, logdir / "app.log.2")
     got, edge = lines_at(srv, "before=end&limit=10")
     assert [o["text"] for o in got] == ["one", "two"] and edge == "yes"
+
+
+@pytest.mark.skipif(not __import__("journal_support").have_journal_remote(), reason="systemd-journal-remote is not installed (apt install systemd-journal-remote)")
+def test_journal_history_by_cursor_matches_journalctl(tailsse, tmp_path):
+    from journal_support import JournalFiles
+    journal = JournalFiles(tmp_path / "journal")
+    try:
+        rng = random.Random(9)
+        for i in range(300):
+            journal.messages([f"entry {i:04d} {'timeout' if rng.random() < 0.2 else 'ok'}"], SYSLOG_IDENTIFIER="app" if i % 3 else "db", PRIORITY=str(3 + i % 4))
+        journal.close()
+        everything = [json.loads(line) for line in journal.journalctl("-o", "json").splitlines()]
+        cursors = [e["__CURSOR"] for e in everything]
+        messages = [e["MESSAGE"] for e in everything]
+        srv = tailsse({}, extra=["--journal-directory", str(journal.directory)])
+
+        def history(query):
+            response = request(srv.port, f"/sources/journal/lines?{query}", headers={"Accept": "application/x-ndjson"})
+            assert response.status == 200, response
+            return [json.loads(line) for line in response.body.splitlines()], response.header("TailSSE-History-Edge")
+
+        for k in random.Random(4).sample(range(len(cursors)), 15):
+            n = random.Random(k).randint(1, 40)
+            got, edge = history(f"before={urllib.parse.quote(cursors[k])}&limit={n}")
+            start = max(0, k + 1 - n)
+            assert [o["id"] for o in got] == cursors[start:k + 1] and edge == ("yes" if k + 1 <= n else "no")
+            got, edge = history(f"after={urllib.parse.quote(cursors[k])}&limit={n}")
+            assert [o["id"] for o in got] == cursors[k + 1:k + 1 + n] and edge == ("yes" if k + 1 + n >= len(cursors) else "no")
+        got, _ = history("before=end&limit=5")
+        assert [o["text"] for o in got] == messages[-5:]
+        # Field filters and grep together: journalctl --identifier --grep is the reference.
+        expected = [json.loads(l)["MESSAGE"] for l in journal.journalctl("-o", "json", "--identifier", "db", "--grep", "timeout", "--case-sensitive=yes").splitlines()]
+        got, edge = history("before=end&limit=1000&identifier=db&grep=timeout")
+        assert [o["text"] for o in got] == expected and edge == "yes" and len(expected) > 3
+        assert request(srv.port, "/sources/journal/lines?before=s=00;i=1").status in (400, 404)
+    finally:
+        journal.close()

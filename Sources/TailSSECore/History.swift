@@ -30,14 +30,17 @@ public struct HistoryRequest: Sendable {
     public var limit: Int
     /// Only lines this pattern matches count and are sent.
     public var grep: GrepPattern?
+    /// For a journal source: which entries count (none: all).
+    public var journalFilter: JournalFilter
 
     /// Most lines one request may ask for.
     public static let maxLimit = 10_000
 
-    public init(direction: Direction, limit: Int = 100, grep: GrepPattern? = nil) {
+    public init(direction: Direction, limit: Int = 100, grep: GrepPattern? = nil, journalFilter: JournalFilter = JournalFilter()) {
         self.direction = direction
         self.limit = limit
         self.grep = grep
+        self.journalFilter = journalFilter
     }
 }
 

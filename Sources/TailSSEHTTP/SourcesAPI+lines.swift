@@ -20,7 +20,7 @@ extension SourcesAPI {
         }
         var direction: HistoryRequest.Direction?
         var limit = 100
-        var grepParameters: [(key: String, value: String)] = []
+        var streamParameters: [(key: String, value: String)] = []
         for (rawKey, rawValue) in request.uri.queryParameters {
             let value = String(rawValue)
             switch String(rawKey) {
@@ -35,20 +35,25 @@ extension SourcesAPI {
                 }
                 limit = parsed
             case "grep", "grep-case":
-                grepParameters.append((String(rawKey), value))
+                streamParameters.append((String(rawKey), value))
+            case "tail", "lastEventId":
+                return Self.error("unknown parameter '\(rawKey.prefix(64))': lines takes before, after, limit, grep and grep-case (and a journal's filters)", status: .badRequest)
             default:
-                return Self.error("unknown parameter '\(rawKey.prefix(64))': lines takes before, after, limit, grep and grep-case", status: .badRequest)
+                guard source.kind == "journal" else {
+                    return Self.error("unknown parameter '\(rawKey.prefix(64))': lines takes before, after, limit, grep and grep-case", status: .badRequest)
+                }
+                streamParameters.append((String(rawKey), value))
             }
         }
         guard let direction else { return Self.error("give before=ID (or end) or after=ID (or start)", status: .badRequest) }
-        var grep: GrepPattern?
-        switch Self.streamRequest(for: source, parameters: grepParameters, ignoringOthers: false) {
-        case .success(let made): grep = made.grep
+        let made: StreamRequest
+        switch Self.streamRequest(for: source, parameters: streamParameters, ignoringOthers: false) {
+        case .success(let request): made = request
         case .failure(let problem): return Self.error(problem.message, status: .badRequest)
         }
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
-        switch await historical.history(HistoryRequest(direction: direction, limit: limit, grep: grep), encoder: encoder) {
+        switch await historical.history(HistoryRequest(direction: direction, limit: limit, grep: made.grep, journalFilter: made.journalFilter), encoder: encoder) {
         case .failure(let problem):
             return Self.error(problem.description, status: problem.isMalformed ? .badRequest : .notFound)
         case .success(let answer):
