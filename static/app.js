@@ -17,6 +17,7 @@ const CONFIG = Object.freeze({
   retryInitialMs: 1000,    // first delay of the page's own reconnect backoff
   retryMaxMs: 30000,       // longest delay of the backoff
   markerKinds: ["rotated", "truncated", "reset", "end"],
+  earlierBatch: 500,       // lines asked for per "load earlier" (GET /sources/NAME/lines?before=)
   journalFilters: ["host", "unit", "priority", "identifier"],
 });
 
@@ -74,6 +75,18 @@ function clipSegments(segments, limit) {
     left -= segment.text.length;
   }
   return clipped;
+}
+
+/** A source's own id inside a composite id (`m1,NAME=ID,...`, `%XX` escapes), or null. */
+function ownPart(composite, source) {
+  if (typeof composite !== "string" || !composite.startsWith("m1,")) return null;
+  for (const item of composite.slice(3).split(",")) {
+    const equals = item.indexOf("=");
+    if (equals > 0 && item.slice(0, equals) === source) {
+      try { return decodeURIComponent(item.slice(equals + 1)); } catch { return null; }
+    }
+  }
+  return null;
 }
 
 function pad(n, width = 2) {
@@ -493,8 +506,14 @@ class LogView {
   #flushFrame = 0;
   #flushTimer = 0;
   #sourceIndex = new Map();
+  #holding = false;      // earlier lines were loaded past the cap: live rows wait (as paused)
+  #gap = false;          // newest rows were dropped for earlier ones: going live starts afresh
+  #loadingEarlier = false;
+  #historyStart = false; // the first row shown is the oldest line there is
+  #earlierButton = null;
+  #fetchEarlier = null;  // (source, beforeId, limit) => Promise<{items, edge}>, or null
 
-  constructor({ container, jumpButton, countLabel, noteLabel, filterCount }, maxLines) {
+  constructor({ container, jumpButton, countLabel, noteLabel, filterCount, earlierButton }, maxLines) {
     this.#container = container;
     this.#jumpButton = jumpButton;
     this.#countLabel = countLabel;
@@ -504,7 +523,13 @@ class LogView {
     container.addEventListener("scroll", () => this.#onScroll(), { passive: true });
     const byUser = () => { this.#userScrolledAt = performance.now(); };
     for (const type of ["wheel", "touchmove", "keydown", "pointerdown"]) container.addEventListener(type, byUser, { passive: true });
+    // Already at the top (or nothing to scroll): a wheel upwards asks for earlier lines too.
+    container.addEventListener("wheel", (event) => {
+      if (event.deltaY < 0 && container.scrollTop <= 0) this.loadEarlier();
+    }, { passive: true });
     jumpButton.addEventListener("click", () => this.jumpToLive());
+    this.#earlierButton = earlierButton ?? null;
+    this.#earlierButton?.addEventListener("click", () => this.loadEarlier());
     new ResizeObserver(() => { if (this.#following) this.#scrollToBottom(); }).observe(container);
     this.#renderFooter();
   }
@@ -512,10 +537,94 @@ class LogView {
   get paused() { return this.#paused; }
   get following() { return this.#following; }
   get rowCount() { return this.#entries.length; }
+  get received() { return this.#received; }
   get queued() { return this.#queue.length - this.#queueStart; }
 
   setSources(names) {
     this.#sourceIndex = new Map(names.map((name, index) => [name, index % 8]));
+  }
+
+  /** How earlier lines are fetched for a one-source view (`null`: the view cannot). */
+  setEarlierLoader(fetchEarlier) {
+    this.#fetchEarlier = fetchEarlier;
+    this.#historyStart = false;
+    this.#renderEarlier();
+  }
+
+  /** Loads the lines before the first row shown (one source, by its id) and puts them on top,
+   * with no gap or duplicate at the seam; beyond the cap, the newest rows go and the view holds
+   * still until "Jump to live". */
+  async loadEarlier() {
+    const first = this.#entries.find((entry) => entry.id);
+    if (!this.#fetchEarlier || !first || this.#loadingEarlier || this.#historyStart) return;
+    this.#loadingEarlier = true;
+    this.#renderEarlier();
+    try {
+      // One more: the answer ends with the first row's own line, which is dropped.
+      const { items, edge } = await this.#fetchEarlier(first.source, first.id, CONFIG.earlierBatch + 1);
+      if (this.#entries[0] !== first && !this.#entries.includes(first)) return;
+      // `before=ID` ends with the line whose id it is: the first row shown.
+      if (items.length && items[items.length - 1].id === first.id) items.pop();
+      this.#historyStart = edge;
+      this.#prepend(items);
+    } catch (error) {
+      this.#noteLabel.textContent = `cannot load earlier lines: ${error.message}`;
+    } finally {
+      this.#loadingEarlier = false;
+      this.#renderEarlier();
+    }
+  }
+
+  #prepend(items) {
+    const made = [];
+    let open = null;
+    for (const { data, id } of items) {
+      const text = typeof data.text === "string" ? data.text : "";
+      if (open) {
+        open.text += text;
+        open.open = data.continues === true;
+        open.segments = parseAnsi(open.text);
+        if (!open.open) open = null;
+        continue;
+      }
+      const entry = this.#newEntry("line", data.source ?? "", data, Date.now());
+      entry.id = id;
+      entry.text = text;
+      entry.open = data.continues === true;
+      entry.segments = parseAnsi(text);
+      made.push(entry);
+      if (entry.open) open = entry;
+    }
+    if (!made.length) return;
+    for (const entry of made) this.#applyFilter(entry, true);
+    const container = this.#container;
+    const heightBefore = container.scrollHeight;
+    const topBefore = container.scrollTop;
+    const fragment = document.createDocumentFragment();
+    for (const entry of made) fragment.append(entry.row);
+    container.prepend(fragment);
+    this.#entries.unshift(...made);
+    this.#following = false;
+    const excess = this.#entries.length - this.#maxLines;
+    if (excess > 0) {
+      const removed = this.#entries.splice(this.#entries.length - excess, excess);
+      for (const entry of removed) entry.row.remove();
+      for (const [source, entry] of this.#openBySource) if (removed.includes(entry)) this.#openBySource.delete(source);
+      this.#holding = true;
+      this.#gap = true;
+    }
+    container.scrollTop = topBefore + (container.scrollHeight - heightBefore);
+    this.#renderJump();
+    this.#renderFooter();
+    if (this.#filter.active) this.#renderFilterCount();
+  }
+
+  #renderEarlier() {
+    const button = this.#earlierButton;
+    if (!button) return;
+    button.hidden = !this.#fetchEarlier || this.#historyStart || this.#entries.length === 0;
+    button.disabled = this.#loadingEarlier;
+    button.textContent = this.#loadingEarlier ? "Loading earlier lines…" : "Load earlier lines";
   }
 
   setMaxLines(maxLines) {
@@ -538,10 +647,10 @@ class LogView {
     if (this.#following) this.#scrollToBottom();
   }
 
-  /** Queues one event: `{kind: "line"|marker, data}`. */
-  push(kind, data) {
+  /** Queues one event: `{kind: "line"|marker, data}`, with the event's id (its own, or composite). */
+  push(kind, data, id = null) {
     this.#received += 1;
-    this.#queue.push({ kind, data, received: Date.now() });
+    this.#queue.push({ kind, data, id, received: Date.now() });
     if (this.queued > this.#maxLines) {
       // The oldest queued line goes; every row shown is older still, so it goes at the next
       // flush too: the view stays one unbroken run of the newest lines.
@@ -568,6 +677,7 @@ class LogView {
 
   clear() {
     this.#stale = false;
+    this.#holding = this.#gap = this.#historyStart = false;
     this.#container.replaceChildren();
     this.#entries = [];
     this.#queue = [];
@@ -580,6 +690,13 @@ class LogView {
   }
 
   jumpToLive() {
+    if (this.#holding) {
+      this.#holding = false;
+      // Newest rows went for earlier ones: start afresh from the lines that came meanwhile.
+      if (this.#gap) this.#stale = true;
+      this.#gap = false;
+      this.#scheduleFlush();
+    }
     this.#following = true;
     this.#unseen = 0;
     this.#scrollToBottom();
@@ -617,7 +734,7 @@ class LogView {
     cancelAnimationFrame(this.#flushFrame);
     clearTimeout(this.#flushTimer);
     this.#flushFrame = this.#flushTimer = 0;
-    if (this.#paused) return;
+    if (this.#paused || this.#holding) return;
     const queued = this.queued;
     if (this.#stale) {
       this.#stale = false;
@@ -651,14 +768,16 @@ class LogView {
     this.#trim();
     if (this.#following) this.#scrollToBottom();
     this.#renderJump();
+    this.#renderEarlier();
     this.#renderFooter();
     if (queued > 0 && this.#filter.active) this.#renderFilterCount();
     if (this.queued > 0) this.#scheduleFlush();
   }
 
   /** Makes the row of a queued event; `null` when it continued an existing row. */
-  #materialize({ kind, data, received }) {
+  #materialize({ kind, data, id, received }) {
     const source = typeof data.source === "string" ? data.source : "";
+    const own = ownPart(id, source) ?? (typeof id === "string" && !id.startsWith("m1,") ? id : null);
     // A glob source's lines each name their file: a long line continues within its file.
     const stream = typeof data.file === "string" ? `${source}\u0000${data.file}` : source;
     if (kind === "line") {
@@ -674,6 +793,7 @@ class LogView {
         return null;
       }
       const entry = this.#newEntry("line", source, data, received);
+      entry.id = own;
       entry.text = text;
       entry.open = data.continues === true;
       entry.segments = parseAnsi(text);
@@ -805,7 +925,11 @@ class LogView {
 
   #onScroll() {
     const c = this.#container;
+    // Scrolled to the top by the user: load the lines before the first row.
+    if (c.scrollTop <= 0 && performance.now() - this.#userScrolledAt <= CONFIG.userScrollMs) this.loadEarlier();
     const atBottom = c.scrollHeight - c.scrollTop - c.clientHeight <= CONFIG.followSlackPx;
+    // Holding earlier lines: the bottom is not the live end; only "Jump to live" goes back.
+    if (this.#holding) return;
     if (atBottom === this.#following) return;
     // Rows change height as they are laid out (off-screen rows are not, and long ones wrap):
     // a scroll the user did not make never stops following.
@@ -966,7 +1090,7 @@ class EventStream {
       data = null;
     }
     if (!data || typeof data !== "object") data = { text: String(event.data) };
-    this.#handlers.onEvent(kind, data);
+    this.#handlers.onEvent(kind, data, event.lastEventId || null);
   }
 }
 
@@ -1261,6 +1385,7 @@ class Viewer {
     this.#log = new LogView({
       container: byId("log"),
       jumpButton: byId("jump-button"),
+      earlierButton: byId("earlier-button"),
       countLabel: byId("line-count"),
       noteLabel: byId("foot-note"),
       filterCount: byId("filter-count"),
@@ -1311,6 +1436,7 @@ class Viewer {
     window.tailsse = Object.freeze({
       snapshot: () => this.#log.snapshot(),
       get rowCount() { return viewer.#log.rowCount; },
+      get received() { return viewer.#log.received; },
       get paused() { return viewer.#log.paused; },
       get following() { return viewer.#log.following; },
       get status() { return viewer.#status.state; },
@@ -1373,14 +1499,35 @@ class Viewer {
     document.title = `${state.sources.join(", ")} · tailsse`;
     this.#streamKey = key;
     this.#stream = new EventStream(state, {
-      onEvent: (kind, data) => this.#log.push(kind, data),
+      onEvent: (kind, data, id) => this.#log.push(kind, data, id),
       onState: (status, detail) => this.#onState(status, detail),
       stillExists: (names) => this.#missingSources(names),
     });
+    this.#log.setEarlierLoader(this.#earlierLoader(state));
     this.#stream.start();
     this.#pauseButton.disabled = false;
     this.#clearButton.disabled = false;
     this.#downloadButton.disabled = false;
+  }
+
+  /** Fetches the lines before an id of the view's one source (a file or the journal, not a
+   * glob), or `null` when the view cannot load earlier lines. */
+  #earlierLoader(state) {
+    if (state.sources.length !== 1) return null;
+    const info = this.#picker.find(state.sources[0]);
+    if (!info || !["file", "journal"].includes(info.kind) || Array.isArray(info.files)) return null;
+    const params = [...(state.params.get(state.sources[0]) ?? [])];
+    return async (source, beforeId, limit) => {
+      const query = new URLSearchParams({ before: beforeId, limit: String(limit) });
+      for (const [key, value] of params) query.append(key, value);
+      const response = await fetch(`sources/${encodeURIComponent(source)}/lines?${query}`, { headers: { Accept: "application/x-ndjson" } });
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      const items = (await response.text()).split("\n").filter(Boolean).map((line) => {
+        const data = JSON.parse(line);
+        return { data, id: data.id };
+      });
+      return { items, edge: response.headers.get("TailSSE-History-Edge") === "yes" };
+    };
   }
 
   /** Saves what the view shows as `SOURCES-YYYYMMDD-HHMMSS.log`. */

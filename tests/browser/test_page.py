@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 import time
@@ -101,6 +102,67 @@ def test_a_glob_source_shows_each_lines_file_and_resumes_files_created_while_tai
     assert by_file == {"api.log": ["api-1", "api-2", "api-3"], "worker.log": ["worker-1"], "cron.log": ["cron-1", "cron-2"]}
     # The kill cuts the stream's chunked body: the browser reports that, and nothing else.
     assert [p for p in page.problems if "ERR_INCOMPLETE_CHUNKED_ENCODING" not in p] == []
+
+
+def test_scrolling_to_the_top_loads_earlier_lines_with_no_gap_or_duplicate_at_the_seam(web, page, logdir):
+    log = logdir / "app.log"
+    # Two generations: the earlier lines come from the rotated file too; one line is long.
+    first = [f"old-{i:05d}" for i in range(700)]
+    first[350] = "long " + "z" * 6000
+    (logdir / "app.log.1").write_text("")
+    log.write_text("")
+    srv = web({"app": log}, max_line_bytes=1024)
+    page.goto(srv.url("/#source=app"))
+    wait_for_status(page, "live")
+    append(log, "".join(line + "\n" for line in first))
+    wait_for_text(page, first[-1])
+    os.rename(log, logdir / "app.log.1")
+    log.write_text("")
+    second = [f"new-{i:05d}" for i in range(400)]
+    append(log, "".join(line + "\n" for line in second))
+    wait_for_text(page, second[-1])
+    page.click("#clear-button")
+    append(log, "live-1\n")
+    wait_for_text(page, "live-1")
+    assert lines(page) == ["live-1"]
+    everything = first + second + ["live-1"]
+    # Scroll to the top as a user does: each time, the lines before the first row come in above.
+    for _ in range(5):
+        if page.is_hidden("#earlier-button"):
+            break
+        before = len(rows(page))
+        page.hover("#log")
+        page.mouse.wheel(0, -100000)
+        page.wait_for_function("n => document.querySelectorAll('#log .row').length > n || document.getElementById('earlier-button').hidden", arg=before)
+        page.wait_for_function("() => !document.getElementById('earlier-button').disabled")
+    assert page.is_hidden("#earlier-button"), "the start of the log was reached"
+    # The long line is shown folded: compare each row's whole text.
+    shown = [e["text"] for e in page.evaluate("window.tailsse.snapshot()") if e["kind"] == "line"]
+    assert shown == everything
+    assert page.problems == []
+
+
+def test_earlier_lines_past_the_cap_drop_the_newest_until_jump_to_live(web, page, logdir):
+    log = logdir / "app.log"
+    log.write_text("".join(f"line-{i:05d}\n" for i in range(1000)))
+    srv = web({"app": log})
+    page.goto(srv.url("/#source=app&lines=300"))
+    wait_for_text(page, "line-00999")
+    assert len(rows(page)) == 100
+    page.click("#earlier-button")
+    page.wait_for_function("() => document.querySelectorAll('#log .row').length === 300")
+    shown = lines(page)
+    assert shown == [f"line-{i:05d}" for i in range(400, 700)], (shown[0], shown[-1])
+    received = page.evaluate("window.tailsse.received")
+    append(log, "after-hold\n")
+    assert not page.is_hidden("#jump-button")
+    # The line arrives, and waits: the rows shown stay those loaded.
+    page.wait_for_function("n => window.tailsse.received > n", arg=received)
+    assert "after-hold" not in lines(page) and len(rows(page)) == 300
+    page.click("#jump-button")
+    wait_for_text(page, "after-hold")
+    assert lines(page)[-1] == "after-hold"
+    assert page.problems == []
 
 
 def test_pause_loses_nothing_filter_highlights_and_scrolling_up_stops_following(web, page, logdir):
