@@ -18,6 +18,7 @@ const CONFIG = Object.freeze({
   retryMaxMs: 30000,       // longest delay of the backoff
   markerKinds: ["rotated", "truncated", "reset", "end"],
   earlierBatch: 500,       // lines asked for per "load earlier" (GET /sources/NAME/lines?before=)
+  contextLines: 20,        // lines shown before and after a line opened in context
   journalFilters: ["host", "unit", "priority", "identifier"],
 });
 
@@ -512,6 +513,7 @@ class LogView {
   #historyStart = false; // the first row shown is the oldest line there is
   #earlierButton = null;
   #fetchEarlier = null;  // (source, beforeId, limit) => Promise<{items, edge}>, or null
+  #onContext = null;     // (entry) => void: a row clicked while filtering
 
   constructor({ container, jumpButton, countLabel, noteLabel, filterCount, earlierButton }, maxLines) {
     this.#container = container;
@@ -528,6 +530,7 @@ class LogView {
       if (event.deltaY < 0 && container.scrollTop <= 0) this.loadEarlier();
     }, { passive: true });
     jumpButton.addEventListener("click", () => this.jumpToLive());
+    container.addEventListener("click", (event) => this.#onRowClick(event));
     this.#earlierButton = earlierButton ?? null;
     this.#earlierButton?.addEventListener("click", () => this.loadEarlier());
     new ResizeObserver(() => { if (this.#following) this.#scrollToBottom(); }).observe(container);
@@ -542,6 +545,19 @@ class LogView {
 
   setSources(names) {
     this.#sourceIndex = new Map(names.map((name, index) => [name, index % 8]));
+  }
+
+  /** What a click on a line does while the filter is active (open it in context). */
+  setContextHandler(onContext) {
+    this.#onContext = onContext;
+  }
+
+  #onRowClick(event) {
+    if (!this.#onContext || !this.#filter.active || event.target.closest("button, a")) return;
+    if (window.getSelection()?.toString()) return;
+    const row = event.target.closest(".row");
+    const entry = row && this.#entries.find((e) => e.row === row);
+    if (entry && entry.kind === "line" && entry.id) this.#onContext(entry);
   }
 
   /** How earlier lines are fetched for a one-source view (`null`: the view cannot). */
@@ -1408,6 +1424,7 @@ class Viewer {
       error: byId("login-error"),
       logout: byId("logout-button"),
     });
+    byId("context-close").addEventListener("click", () => this.#closeContext());
     this.#pauseButton = byId("pause-button");
     this.#pauseButton.addEventListener("click", () => this.#togglePause());
     this.#clearButton = byId("clear-button");
@@ -1504,29 +1521,84 @@ class Viewer {
       stillExists: (names) => this.#missingSources(names),
     });
     this.#log.setEarlierLoader(this.#earlierLoader(state));
+    this.#log.setContextHandler((entry) => this.#openContext(entry));
     this.#stream.start();
     this.#pauseButton.disabled = false;
     this.#clearButton.disabled = false;
     this.#downloadButton.disabled = false;
   }
 
+  /** Whether a source answers `GET /sources/NAME/lines` (a file or the journal, not a glob). */
+  #hasHistory(name) {
+    const info = this.#picker.find(name);
+    return Boolean(info && ["file", "journal"].includes(info.kind) && !Array.isArray(info.files));
+  }
+
+  async #fetchLines(source, query) {
+    const response = await fetch(`sources/${encodeURIComponent(source)}/lines?${query}`, { headers: { Accept: "application/x-ndjson" } });
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    const items = (await response.text()).split("\n").filter(Boolean).map((line) => {
+      const data = JSON.parse(line);
+      return { data, id: data.id };
+    });
+    return { items, edge: response.headers.get("TailSSE-History-Edge") === "yes" };
+  }
+
+  /** Shows a line with the lines around it in its file (or journal), the line and the filter's
+   * matches marked; Esc or Back returns to the live view, which kept running. */
+  async #openContext(entry) {
+    if (!this.#hasHistory(entry.source)) return;
+    const params = [...(this.#state.params.get(entry.source) ?? [])];
+    const query = (direction, limit) => {
+      const q = new URLSearchParams({ [direction]: entry.id, limit: String(limit) });
+      for (const [key, value] of params) q.append(key, value);
+      return q;
+    };
+    const panel = byId("context");
+    const list = byId("context-log");
+    byId("context-title").textContent = `${entry.source}: the line in context`;
+    list.replaceChildren(element("p", "context-note", "Loading…"));
+    panel.hidden = false;
+    byId("context-close").focus();
+    try {
+      const [before, after] = await Promise.all([
+        this.#fetchLines(entry.source, query("before", CONFIG.contextLines + 1)),
+        this.#fetchLines(entry.source, query("after", CONFIG.contextLines)),
+      ]);
+      const filter = new Filter(this.#state.filter);
+      const rowsMade = [...before.items, ...after.items].map(({ data, id }) => {
+        const row = element("div", "row");
+        const text = typeof data.text === "string" ? data.text : "";
+        const body = element("span", "text");
+        renderSegments(body, parseAnsi(text), filter.test(text) ?? []);
+        row.append(body);
+        if (id === entry.id) row.classList.add("context-target");
+        return row;
+      });
+      list.replaceChildren(...rowsMade);
+      list.querySelector(".context-target")?.scrollIntoView({ block: "center" });
+    } catch (error) {
+      list.replaceChildren(element("p", "context-note", `cannot load the context: ${error.message}`));
+    }
+  }
+
+  #closeContext() {
+    const panel = byId("context");
+    if (panel.hidden) return false;
+    panel.hidden = true;
+    byId("log").focus();
+    return true;
+  }
+
   /** Fetches the lines before an id of the view's one source (a file or the journal, not a
    * glob), or `null` when the view cannot load earlier lines. */
   #earlierLoader(state) {
-    if (state.sources.length !== 1) return null;
-    const info = this.#picker.find(state.sources[0]);
-    if (!info || !["file", "journal"].includes(info.kind) || Array.isArray(info.files)) return null;
+    if (state.sources.length !== 1 || !this.#hasHistory(state.sources[0])) return null;
     const params = [...(state.params.get(state.sources[0]) ?? [])];
-    return async (source, beforeId, limit) => {
+    return (source, beforeId, limit) => {
       const query = new URLSearchParams({ before: beforeId, limit: String(limit) });
       for (const [key, value] of params) query.append(key, value);
-      const response = await fetch(`sources/${encodeURIComponent(source)}/lines?${query}`, { headers: { Accept: "application/x-ndjson" } });
-      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
-      const items = (await response.text()).split("\n").filter(Boolean).map((line) => {
-        const data = JSON.parse(line);
-        return { data, id: data.id };
-      });
-      return { items, edge: response.headers.get("TailSSE-History-Edge") === "yes" };
+      return this.#fetchLines(source, query);
     };
   }
 
@@ -1620,6 +1692,7 @@ class Viewer {
     const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement
       || event.target instanceof HTMLTextAreaElement;
     if (event.key === "Escape") {
+      if (this.#closeContext()) return;
       if (event.target === this.#filterInput) {
         this.#filterInput.value = "";
         this.#onFilterInput();

@@ -165,6 +165,29 @@ def test_earlier_lines_past_the_cap_drop_the_newest_until_jump_to_live(web, page
     assert page.problems == []
 
 
+def test_a_line_clicked_while_filtering_opens_in_context_and_escape_returns(web, page, logdir):
+    log = logdir / "app.log"
+    text = [f"line-{i:04d}" + (" needle" if i % 37 == 5 else "") for i in range(300)]
+    log.write_text("".join(line + "\n" for line in text))
+    srv = web({"app": log})
+    page.goto(srv.url("/#source=app&tail=all&q=needle"))
+    wait_for_text(page, text[-1])
+    page.wait_for_function("() => document.querySelectorAll('#log .row:not([hidden])').length === 8")
+    target = text.index("line-0153 needle")
+    page.click("#log .row:not([hidden]) >> text=line-0153 needle")
+    page.wait_for_function("() => document.querySelectorAll('#context-log .row').length > 0")
+    shown = page.eval_on_selector_all("#context-log .row", "rows => rows.map(r => r.textContent)")
+    assert shown == text[target - 20:target + 21]
+    marked = page.eval_on_selector_all("#context-log .row.context-target", "rows => rows.map(r => r.textContent)")
+    assert marked == ["line-0153 needle"]
+    assert page.eval_on_selector_all("#context-log mark", "m => m.map(x => x.textContent)") == ["needle"]
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#context", state="hidden")
+    append(log, "line-after needle\n")
+    wait_for_text(page, "line-after needle")
+    assert page.problems == []
+
+
 def test_pause_loses_nothing_filter_highlights_and_scrolling_up_stops_following(web, page, logdir):
     log = logdir / "app.log"
     log.write_bytes("".join(f"line-{i:03d} {'alpha' if i % 3 == 0 else 'beta'}\n" for i in range(150)).encode())
