@@ -18,17 +18,17 @@ extension SourcesAPI {
         guard let historical = source as? any HistoricalSource else {
             return Self.error("source '\(name.prefix(64))' (\(source.kind)) has no history by position", status: .badRequest)
         }
-        var direction: HistoryRequest.Direction?
-        var limit = 100
+        var before: HistoryAnchor?
+        var after: HistoryAnchor?
+        var limit: Int?
         var streamParameters: [(key: String, value: String)] = []
         for (rawKey, rawValue) in request.uri.queryParameters {
             let value = String(rawValue)
             switch String(rawKey) {
             case "before", "after":
-                guard direction == nil else { return Self.error("give one of before= and after=", status: .badRequest) }
+                guard (rawKey == "before" ? before : after) == nil else { return Self.error("\(rawKey)= is given twice", status: .badRequest) }
                 guard !value.isEmpty, value.utf8.count <= CompositeEventID.maxLength else { return Self.error("\(rawKey)= needs an id, 'start' or 'end'", status: .badRequest) }
-                let anchor = HistoryAnchor(parameter: value)
-                direction = rawKey == "before" ? .before(anchor) : .after(anchor)
+                if rawKey == "before" { before = HistoryAnchor(parameter: value) } else { after = HistoryAnchor(parameter: value) }
             case "limit":
                 guard let parsed = Int(value), (1...HistoryRequest.maxLimit).contains(parsed) else {
                     return Self.error("limit must be a number of lines from 1 to \(HistoryRequest.maxLimit)", status: .badRequest)
@@ -45,7 +45,15 @@ extension SourcesAPI {
                 streamParameters.append((String(rawKey), value))
             }
         }
-        guard let direction else { return Self.error("give before=ID (or end) or after=ID (or start)", status: .badRequest) }
+        let direction: HistoryRequest.Direction
+        switch (before, after) {
+        case (nil, nil): return Self.error("give before=ID (or end) or after=ID (or start), or both", status: .badRequest)
+        case (let anchor?, nil): direction = .before(anchor)
+        case (nil, let anchor?): direction = .after(anchor)
+        case (let end?, let start?):
+            guard limit == nil else { return Self.error("limit= goes with one of before= and after=; with both, every line between is sent", status: .badRequest) }
+            return await download(source: source, from: start, through: end, request: request, parameters: streamParameters)
+        }
         let made: StreamRequest
         switch Self.streamRequest(for: source, parameters: streamParameters, ignoringOthers: false) {
         case .success(let request): made = request
@@ -53,7 +61,7 @@ extension SourcesAPI {
         }
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
-        switch await historical.history(HistoryRequest(direction: direction, limit: limit, grep: made.grep, journalFilter: made.journalFilter), encoder: encoder) {
+        switch await historical.history(HistoryRequest(direction: direction, limit: limit ?? 100, grep: made.grep, journalFilter: made.journalFilter), encoder: encoder) {
         case .failure(let problem):
             return Self.error(problem.description, status: problem.isMalformed ? .badRequest : .notFound)
         case .success(let answer):
@@ -63,6 +71,37 @@ extension SourcesAPI {
             headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
             headers[HTTPField.Name("TailSSE-History-Edge")!] = answer.reachedEdge ? "yes" : "no"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: answer.body))
+        }
+    }
+
+    /// Every line between two anchors of a file source, streamed a block at a time (never all in
+    /// memory): a download of the file's history, as an attachment in plain text and NDJSON.
+    private func download(source: any LogSource, from start: HistoryAnchor, through end: HistoryAnchor, request: Request, parameters: [(key: String, value: String)]) async -> Response {
+        guard let file = source as? FileSource else {
+            return Self.error("source '\(source.name.prefix(64))' (\(source.kind)) takes one of before= and after=", status: .badRequest)
+        }
+        let made: StreamRequest
+        switch Self.streamRequest(for: source, parameters: parameters, ignoringOthers: false) {
+        case .success(let request): made = request
+        case .failure(let problem): return Self.error(problem.message, status: .badRequest)
+        }
+        let format = StreamFormat.negotiate(accept: request.headers[.accept])
+        let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
+        switch await file.historyDownload(from: start, through: end, grep: made.grep, encoder: encoder) {
+        case .failure(let problem):
+            return Self.error(problem.description, status: problem.isMalformed ? .badRequest : .notFound)
+        case .success(let chunks):
+            var headers = HTTPFields()
+            headers[.contentType] = format.contentType
+            headers[.cacheControl] = "no-cache"
+            headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+            if format != .eventStream {
+                headers[.contentDisposition] = "attachment; filename=\"\(source.name).\(format == .ndjson ? "ndjson" : "log")\""
+            }
+            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                for try await chunk in chunks { try await writer.write(chunk) }
+                try await writer.finish(nil)
+            })
         }
     }
 }

@@ -169,8 +169,11 @@ struct FileHistory {
     }
 
     /// `after`: lines ending at or before it are skipped. `reached`: the end of the last line cut.
-    private func cut(
-        _ generation: Generation, from lower: Int64, to upper: Int64, grep: GrepPattern?, limit: Int, after skipped: Int64, reached: inout Int64
+    /// `flushAt`: where a sealed generation's lines end for this cut (its end by default): a
+    /// partial last line there is cut too.
+    func cut(
+        _ generation: Generation, from lower: Int64, to upper: Int64, grep: GrepPattern?, limit: Int, after skipped: Int64, reached: inout Int64,
+        flushAt: Int64? = nil
     ) throws(HistoryProblem) -> [HistoryLine] {
         let file = generation.file
         let identity = file.identity
@@ -198,11 +201,83 @@ struct FileHistory {
                 position += Int64(block.count)
                 block.withUnsafeBytes { splitter.consume($0, take) }
             }
-            if !done, generation.isSealed, upper == generation.end { splitter.flush(take) }
+            if !done, generation.isSealed, upper == generation.end, (flushAt ?? generation.end) == generation.end { splitter.flush(take) }
         } catch {
             throw HistoryProblem(description: "cannot read the file: \(error)")
         }
         return lines
+    }
+}
+
+/// A walk through a file source's history from one anchor to another, a block at a time: what a
+/// download of the whole history (`after=start&before=end`) reads, never all of it in memory.
+final class HistoryWalk: @unchecked Sendable {
+    private let history: FileHistory
+    private var index: Int
+    private var offset: Int64
+    private let stop: (index: Int, offset: Int64)
+    private let grep: GrepPattern?
+
+    init(history: FileHistory, from start: HistoryAnchor, through end: HistoryAnchor, grep: GrepPattern?) throws(HistoryProblem) {
+        self.history = history
+        (index, offset) = try history.locate(start)
+        stop = try history.locate(end)
+        self.grep = grep
+    }
+
+    /// The next lines (at least one block's worth), or `nil` once the end anchor is reached.
+    func next() throws(HistoryProblem) -> [HistoryLine]? {
+        while (index, offset) < stop {
+            let generation = history.generations[index]
+            let end = index == stop.index ? stop.offset : generation.end
+            guard offset < end else {
+                index += 1
+                offset = 0
+                continue
+            }
+            let upper = min(end, offset + Int64(max(FileHistory.blockSize, 2 * history.maxLineBytes + 2)))
+            var reached = offset
+            let lines = try history.cut(generation, from: offset, to: upper, grep: grep, limit: .max, after: offset, reached: &reached, flushAt: end)
+            guard reached > offset else {
+                index += 1
+                offset = 0
+                continue
+            }
+            offset = reached
+            if !lines.isEmpty { return lines }
+        }
+        return nil
+    }
+}
+
+extension FileSource {
+    /// Streams the lines between two anchors, encoded, a block at a time; `nil` with a problem
+    /// when an anchor names nothing held.
+    public func historyDownload(from start: HistoryAnchor, through end: HistoryAnchor, grep: GrepPattern?, encoder: EventEncoder) async -> Result<AsyncThrowingStream<ByteBuffer, any Error>, HistoryProblem> {
+        let walk = await runBlocking { [self] () -> Result<HistoryWalk, HistoryProblem> in
+            do throws(HistoryProblem) {
+                return .success(try HistoryWalk(history: FileHistory(generations: FileHistory.generations(of: self), maxLineBytes: maxLineBytes), from: start, through: end, grep: grep))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let walk else { return .failure(HistoryProblem(description: "the server is shutting down")) }
+        switch walk {
+        case .failure(let problem):
+            return .failure(problem)
+        case .success(let walk):
+            return .success(AsyncThrowingStream { () -> ByteBuffer? in
+                let lines = await runBlocking { () -> Result<[HistoryLine]?, HistoryProblem> in
+                    do throws(HistoryProblem) { return .success(try walk.next()) } catch { return .failure(error) }
+                }
+                guard let lines, let batch = try lines.get() else { return nil }
+                var body = ByteBufferAllocator().buffer(capacity: batch.reduce(0) { $0 + $1.text.count + 96 })
+                for line in batch {
+                    _ = line.text.withUnsafeBytes { encoder.encodeLine($0, id: line.id, continues: line.continues, into: &body) }
+                }
+                return body
+            })
+        }
     }
 }
 
