@@ -19,6 +19,7 @@ const CONFIG = Object.freeze({
   markerKinds: ["rotated", "truncated", "reset", "end"],
   earlierBatch: 500,       // lines asked for per "load earlier" (GET /sources/NAME/lines?before=)
   contextLines: 20,        // lines shown before and after a line opened in context
+  searchLimit: 500,        // matches asked for per "Search the file"
   journalFilters: ["host", "unit", "priority", "identifier"],
 });
 
@@ -76,6 +77,15 @@ function clipSegments(segments, limit) {
     left -= segment.text.length;
   }
   return clipped;
+}
+
+/** The page's filter (a substring, or `/regex/flags`) as `grep=` parameters for the server
+ * (PCRE2), or null when there is none. */
+function grepParameters(filterText) {
+  if (!filterText) return null;
+  const literal = /^\/(.+)\/([a-z]*)$/s.exec(filterText);
+  if (literal) return { grep: literal[1], "grep-case": literal[2].includes("i") ? "insensitive" : "sensitive" };
+  return { grep: filterText.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&"), "grep-case": "insensitive" };
 }
 
 /** A source's own id inside a composite id (`m1,NAME=ID,...`, `%XX` escapes), or null. */
@@ -540,6 +550,8 @@ class LogView {
   get paused() { return this.#paused; }
   get following() { return this.#following; }
   get rowCount() { return this.#entries.length; }
+  /** The first row with an id: where a search of the file before the rows shown starts. */
+  get firstIdentified() { return this.#entries.find((entry) => entry.id) ?? null; }
   get received() { return this.#received; }
   get queued() { return this.#queue.length - this.#queueStart; }
 
@@ -1395,6 +1407,7 @@ class Viewer {
   #listAttempt = 0;
   #filterTimer = 0;
   #login;
+  #searchButton;
 
   constructor() {
     this.#menu = byId("sources-menu");
@@ -1425,6 +1438,8 @@ class Viewer {
       logout: byId("logout-button"),
     });
     byId("context-close").addEventListener("click", () => this.#closeContext());
+    this.#searchButton = byId("search-file-button");
+    this.#searchButton.addEventListener("click", () => this.#searchFile());
     this.#pauseButton = byId("pause-button");
     this.#pauseButton.addEventListener("click", () => this.#togglePause());
     this.#clearButton = byId("clear-button");
@@ -1521,6 +1536,7 @@ class Viewer {
       stillExists: (names) => this.#missingSources(names),
     });
     this.#log.setEarlierLoader(this.#earlierLoader(state));
+    this.#renderSearchButton();
     this.#log.setContextHandler((entry) => this.#openContext(entry));
     this.#stream.start();
     this.#pauseButton.disabled = false;
@@ -1579,6 +1595,42 @@ class Viewer {
       list.querySelector(".context-target")?.scrollIntoView({ block: "center" });
     } catch (error) {
       list.replaceChildren(element("p", "context-note", `cannot load the context: ${error.message}`));
+    }
+  }
+
+  /** Lists the filter's matches before the first row shown, found by the server in the file
+   * (`grep=`), newest last; a click opens one in context. */
+  async #searchFile() {
+    const first = this.#log.firstIdentified;
+    const grep = grepParameters(this.#state.filter);
+    if (!first || !grep || !this.#hasHistory(first.source)) return;
+    const panel = byId("context");
+    const list = byId("context-log");
+    byId("context-title").textContent = `${first.source}: matches of “${this.#state.filter}” before the lines shown`;
+    list.replaceChildren(element("p", "context-note", "Searching the file…"));
+    panel.hidden = false;
+    byId("context-close").focus();
+    try {
+      const query = new URLSearchParams({ before: first.id, limit: String(CONFIG.searchLimit + 1), ...grep });
+      for (const [key, value] of this.#state.params.get(first.source) ?? []) query.append(key, value);
+      const { items, edge } = await this.#fetchLines(first.source, query);
+      if (items.length && items[items.length - 1].id === first.id) items.pop();
+      const filter = new Filter(this.#state.filter);
+      const rowsMade = items.map(({ data, id }) => {
+        const row = element("div", "row search-hit");
+        const text = typeof data.text === "string" ? data.text : "";
+        const body = element("span", "text");
+        renderSegments(body, parseAnsi(text), filter.test(text) ?? []);
+        row.append(body);
+        row.title = "Show in context";
+        row.addEventListener("click", () => this.#openContext({ source: first.source, id }));
+        return row;
+      });
+      const note = items.length === 0 ? "No match before the lines shown."
+        : `${formatCount(items.length)} match${items.length === 1 ? "" : "es"}${edge ? ", back to the start of the log" : " (the latest; more lie further back)"} — click one to see it in context.`;
+      list.replaceChildren(element("p", "context-note", note), ...rowsMade);
+    } catch (error) {
+      list.replaceChildren(element("p", "context-note", `cannot search the file: ${error.message}`));
     }
   }
 
@@ -1662,6 +1714,14 @@ class Viewer {
     this.#filterInput.classList.toggle("invalid", Boolean(filter.error));
     this.#filterInput.title = filter.error;
     this.#log.setFilter(filter);
+    this.#renderSearchButton();
+  }
+
+  /** "Search the file" is offered while filtering a view of one file or the journal. */
+  #renderSearchButton() {
+    const filter = new Filter(this.#state.filter);
+    const sources = this.#state.sources;
+    this.#searchButton.hidden = !(filter.active && sources.length === 1 && this.#hasHistory(sources[0]));
   }
 
   #onCapChange() {

@@ -188,6 +188,28 @@ def test_a_line_clicked_while_filtering_opens_in_context_and_escape_returns(web,
     assert page.problems == []
 
 
+def test_search_the_file_finds_the_matches_before_the_rows_shown_and_opens_one_in_context(web, page, logdir):
+    log = logdir / "app.log"
+    text = [f"line-{i:04d}" + (" Needle.x" if i % 97 == 3 else "") for i in range(3000)]
+    log.write_text("".join(line + "\n" for line in text))
+    srv = web({"app": log})
+    page.goto(srv.url("/#source=app&q=needle.x"))
+    wait_for_text(page, text[-1])
+    assert len(rows(page)) == 100
+    page.click("#search-file-button")
+    page.wait_for_function("() => document.querySelectorAll('#context-log .search-hit').length > 0")
+    hits = page.eval_on_selector_all("#context-log .search-hit", "rows => rows.map(r => r.textContent)")
+    # The substring filter is case-insensitive and literal ("." is a dot): grep -iF on the file.
+    assert hits == [t for t in text[:2900] if "needle.x" in t.lower()]
+    assert "back to the start of the log" in page.text_content("#context-log .context-note")
+    page.click("#context-log .search-hit >> text=line-1070 Needle.x")
+    page.wait_for_function("() => document.querySelectorAll('#context-log .context-target').length === 1")
+    assert page.text_content("#context-log .context-target") == "line-1070 Needle.x"
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#context", state="hidden")
+    assert page.problems == []
+
+
 def test_pause_loses_nothing_filter_highlights_and_scrolling_up_stops_following(web, page, logdir):
     log = logdir / "app.log"
     log.write_bytes("".join(f"line-{i:03d} {'alpha' if i % 3 == 0 else 'beta'}\n" for i in range(150)).encode())
