@@ -1122,6 +1122,127 @@ class EventStream {
   }
 }
 
+/** The view's stream through the tab-shared worker (`stream-worker.js`): one EventSource on
+ * `/events` for every tab of the origin, so any number of tabs work over HTTP/1.1. The same face
+ * as ``EventStream``; when the worker cannot share a view (other parameters for a source another
+ * tab streams, more history than it keeps) the view gets an ``EventStream`` of its own. */
+class SharedEventStream {
+  static #worker = null;
+  #state;
+  #handlers;
+  #port = null;
+  #own = null;
+  #lastId = null;
+  #attempt = 0;
+  #retryTimer = 0;
+  #running = false;
+  #pagehide = () => this.#post({ type: "unsubscribe" });
+
+  /** `true` where the browser has SharedWorker (else one EventSource per tab). */
+  static get available() { return typeof SharedWorker === "function"; }
+
+  constructor(state, handlers) {
+    this.#state = state;
+    this.#handlers = handlers;
+  }
+
+  get running() { return this.#running; }
+  get lastId() { return this.#own ? this.#own.lastId : this.#lastId; }
+
+  start() {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      SharedEventStream.#worker ??= new SharedWorker("stream-worker.js", { name: "tailsse-stream" });
+    } catch {
+      this.#fallBack();
+      return;
+    }
+    // The tab's one port to the worker: the view streaming now listens on it.
+    this.#port = SharedEventStream.#worker.port;
+    this.#port.onmessage = ({ data }) => this.#onMessage(data);
+    this.#port.start();
+    window.addEventListener("pagehide", this.#pagehide);
+    this.#handlers.onState("connecting", "");
+    this.#post({ type: "subscribe", sources: this.#subscription() });
+  }
+
+  stop(detail = "") {
+    this.#running = false;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = 0;
+    window.removeEventListener("pagehide", this.#pagehide);
+    this.#post({ type: "unsubscribe" });
+    if (this.#port) this.#port.onmessage = null;
+    this.#port = null;
+    if (this.#own) {
+      this.#own.stop(detail);
+      this.#own = null;
+      return;
+    }
+    this.#handlers.onState("stopped", detail);
+  }
+
+  #subscription() {
+    return this.#state.sources.map((name) => ({
+      name,
+      params: [...(this.#state.params.get(name) ?? [])],
+      tail: this.#state.tail,
+    }));
+  }
+
+  #post(message) {
+    try { this.#port?.postMessage(message); } catch { /* the worker is gone */ }
+  }
+
+  #fallBack() {
+    this.#post({ type: "unsubscribe" });
+    if (this.#port) this.#port.onmessage = null;
+    this.#port = null;
+    this.#own = new EventStream(this.#state, this.#handlers);
+    this.#own.start();
+  }
+
+  #onMessage(message) {
+    if (!this.#running || !message || typeof message !== "object") return;
+    switch (message.type) {
+      case "event":
+        if (message.id) this.#lastId = message.id;
+        this.#handlers.onEvent(message.kind, message.data, message.id);
+        break;
+      case "state":
+        if (message.state === "live") this.#attempt = 0;
+        this.#handlers.onState(message.state, "");
+        break;
+      case "closed":
+        this.#scheduleRetry();
+        break;
+      case "unshared":
+        this.#fallBack();
+        break;
+    }
+  }
+
+  #scheduleRetry() {
+    if (this.#retryTimer) return;
+    const delay = backoffDelay(this.#attempt);
+    this.#attempt += 1;
+    this.#handlers.onState("reconnecting", `retry in ${Math.max(1, Math.round(delay / 1000))} s`);
+    this.#retryTimer = setTimeout(() => this.#retry(), delay);
+  }
+
+  async #retry() {
+    this.#retryTimer = 0;
+    if (!this.#running) return;
+    const missing = await this.#handlers.stillExists(this.#state.sources);
+    if (missing && missing.length) {
+      this.stop(`the server no longer offers ${missing.join(", ")}`);
+      return;
+    }
+    if (this.#running) this.#post({ type: "reopen" });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // StatusView: the connection status pill (role=status, aria-live=polite).
 
@@ -1530,7 +1651,8 @@ class Viewer {
     this.#log.setSources(state.sources);
     document.title = `${state.sources.join(", ")} · tailsse`;
     this.#streamKey = key;
-    this.#stream = new EventStream(state, {
+    const Stream = SharedEventStream.available ? SharedEventStream : EventStream;
+    this.#stream = new Stream(state, {
       onEvent: (kind, data, id) => this.#log.push(kind, data, id),
       onState: (status, detail) => this.#onState(status, detail),
       stillExists: (names) => this.#missingSources(names),

@@ -210,6 +210,40 @@ def test_search_the_file_finds_the_matches_before_the_rows_shown_and_opens_one_i
     assert page.problems == []
 
 
+def test_twelve_tabs_on_twelve_sources_share_one_stream_over_http1_and_resume_exactly(web, page, logdir):
+    """A browser opens at most six HTTP/1.1 connections per origin: with one EventSource per tab
+    the seventh tab would never load. The tabs share one stream through a SharedWorker."""
+    names = [f"s{i:02d}" for i in range(12)]
+    for name in names:
+        (logdir / f"{name}.log").write_text(f"{name}-0\n")
+    srv = web({name: logdir / f"{name}.log" for name in names})
+    srv.pin_port()
+    tabs = [page] + [page.context.new_page() for _ in names[1:]]
+    for tab, name in zip(tabs, names):
+        tab.goto(srv.url(f"/#source={name}"))
+    for tab, name in zip(tabs, names):
+        wait_for_text(tab, f"{name}-0")
+    wait_until(lambda: metric(srv.port, "tailsse_streams") == 1, 20, "one stream for the twelve tabs")
+    for name in names:
+        append(logdir / f"{name}.log", f"{name}-1\n")
+    for tab, name in zip(tabs, names):
+        wait_for_text(tab, f"{name}-1")
+    srv.kill()
+    for name in names:
+        append(logdir / f"{name}.log", f"{name}-2\n")
+    srv.start()
+    for name in names:
+        append(logdir / f"{name}.log", f"{name}-3\n")
+    for tab, name in zip(tabs, names):
+        wait_for_text(tab, f"{name}-3", timeout=30)
+        wait_for_status(tab, "live")
+        assert lines(tab) == [f"{name}-{n}" for n in range(4)], name
+        assert [r for r in rows(tab) if r["marker"]] == []
+    assert page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol") == "http/1.1"
+    for tab in tabs[1:]:
+        tab.close()
+
+
 def test_pause_loses_nothing_filter_highlights_and_scrolling_up_stops_following(web, page, logdir):
     log = logdir / "app.log"
     log.write_bytes("".join(f"line-{i:03d} {'alpha' if i % 3 == 0 else 'beta'}\n" for i in range(150)).encode())
@@ -389,7 +423,11 @@ def test_markers_and_screenshots_light_and_dark(web, page, logdir):
 
 
 def test_after_a_502_the_page_retries_by_itself_and_resumes_exactly(web, page, logdir):
-    """EventSource gives up for good on a non-200 (a proxy's 502): the page's own backoff takes over."""
+    """EventSource gives up for good on a non-200 (a proxy's 502): the page's own backoff takes over.
+    Playwright's routes see the page's own requests only, not a SharedWorker's: this is the page
+    without SharedWorker (one EventSource per tab; the shared worker's closed stream goes through
+    the same check-and-retry, exercised by the login tests)."""
+    page.add_init_script("delete window.SharedWorker")
     log = logdir / "app.log"
     log.write_bytes(b"before-1\nbefore-2\n")
     srv = web({"app": log})
