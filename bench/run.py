@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -1109,6 +1111,60 @@ def slow_clients(bench: Bench, p: argparse.Namespace) -> None:
     trend_notes(comparison, suffix="")
 
 
+@case("history")
+def history(bench: Bench, p: argparse.Namespace) -> None:
+    """The last 100 lines by position (GET /sources/NAME/lines?before=end&limit=100): a small vs a huge file, beside `tail -n 100`."""
+    small_lines = 10_000
+    big_lines = p.history_big_lines
+    small, big = bench.workdir / "history-small.log", bench.workdir / "history-big.log"
+    small_size = write_log_file(small, small_lines)
+    big_size = write_log_file(big, big_lines)
+    bench.log(f"history: {small_size / 1e6:.0f} MB and {big_size / 1e6:.0f} MB files")
+    requests = 10 if bench.smoke else 50
+
+    def tailsse(path: Path) -> dict:
+        with bench.server({"app": path}) as server:
+            times = []
+            for _ in range(requests):
+                t0 = time.monotonic()
+                with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/sources/app/lines?before=end&limit=100") as response:
+                    body = response.read()
+                times.append(time.monotonic() - t0)
+                lines = body.count(b"\n")
+                if lines != 100:
+                    raise BenchError(f"{lines} lines instead of 100")
+            cpu = server.cpu_since_start()
+        return {"ms": statistics.median(times) * 1000, "cpu_s": cpu, "requests": requests}
+
+    def tail_n() -> dict:
+        times = []
+        for _ in range(requests):
+            t0 = time.monotonic()
+            subprocess.run(["tail", "-n", "100", str(big)], stdout=subprocess.DEVNULL, check=True)
+            times.append(time.monotonic() - t0)
+        return {"ms": statistics.median(times) * 1000, "requests": requests}
+
+    bench.compare(
+        case="history",
+        title=f"the last 100 lines of a {small_size / 1e6:.0f} MB and a {big_size / 1e6:.0f} MB file",
+        description=(f"`GET /sources/app/lines?before=end&limit=100` ({requests} requests per run, one after "
+                     "another, the median per run; fresh server per run; files in the page cache). tailsse reads "
+                     "the file backwards in 256 KiB blocks from its end, so the answer's cost does not depend on "
+                     "the file's size. Baseline: `tail -n 100` of the big file (process start included)."),
+        subjects={
+            "tailsse, small file": lambda: tailsse(small),
+            "tailsse, big file": lambda: tailsse(big),
+            "tail -n 100, big file (baseline)": tail_n,
+        },
+        baseline="tail -n 100, big file (baseline)",
+        primary=Metric("ms", "median time per request", "ms", higher_is_better=False, digits=2),
+        metrics=[Metric("cpu_s", "server CPU per run", "s", higher_is_better=False, digits=2)],
+        targets=[Target("tailsse, big file", "ms", 2.0, at_least=False, relative_to="tailsse, small file",
+                        text="the big file costs at most 2× the small one")],
+        runs=bench.runs(full=3, smoke=1),
+    )
+
+
 @case("footprint")
 def footprint(bench: Bench, p: argparse.Namespace) -> None:
     """Idle RSS, start-to-ready time and binary size of tailsse, beside gatewayd and websocketd."""
@@ -1254,6 +1310,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--slow-rate", type=int, default=10_000, help="lines/s in the slow case (default 10,000)")
     ap.add_argument("--slow-clients", type=int, help="clients reading 1 KiB/s in the slow case (default 100; smoke 20)")
     ap.add_argument("--slow-eager", type=int, default=10, help="eager clients in the slow case (default 10)")
+    ap.add_argument("--history-big-lines", type=int, help="lines of the big file in the history case (default 10,000,000 = 1 GB; smoke 160,000)")
     p = ap.parse_args(argv)
     if p.list:
         for name, fn in CASES.items():
@@ -1285,6 +1342,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.runs_fanout = 1    # ~30 s per run and subject at 10,000 clients
     p.runs_slow = 1      # a minute per run and subject
     p.runs_footprint = 5
+    p.history_big_lines = p.history_big_lines or (160_000 if p.smoke else 10_000_000)
     if p.append is None:
         p.append = not p.smoke
     return p
