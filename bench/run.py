@@ -22,7 +22,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Callable
@@ -1162,6 +1164,81 @@ def history(bench: Bench, p: argparse.Namespace) -> None:
         targets=[Target("tailsse, big file", "ms", 2.0, at_least=False, relative_to="tailsse, small file",
                         text="the big file costs at most 2× the small one")],
         runs=bench.runs(full=3, smoke=1),
+    )
+
+
+@case("grep")
+def grep_load(bench: Bench, p: argparse.Namespace) -> None:
+    """A follower's latency while other clients run a catastrophic grep= pattern, vs the same follower alone."""
+    rate, seconds = p.live_rate, p.live1_seconds
+    lines = int(rate * seconds)
+    counter = iter(range(1_000_000))
+    evil = bench.workdir / "grep-evil.log"
+    # Lines on which `(a+)+$` backtracks without end (a run of a's, then a b): each stops at the
+    # match limit instead.
+    evil.write_bytes(("a" * 20_000 + "b\n").encode() * 50)
+    hunters = 4
+    pattern = urllib.parse.quote("(a+)+$", safe="")
+
+    def run(with_grep: bool) -> dict:
+        path = bench.workdir / f"grep-live-{next(counter)}.log"
+        path.write_bytes(b"")
+        stop = threading.Event()
+        scans = [0]
+
+        def hunt(port: int) -> None:
+            while not stop.is_set():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/sources/evil/lines?after=start&before=end&grep={pattern}", timeout=60) as response:
+                        response.read()
+                    scans[0] += 1
+                except OSError:
+                    if not stop.is_set():
+                        raise
+
+        with bench.server({"live": path, "evil": evil}) as server:
+            threads = [threading.Thread(target=hunt, args=(server.port,), daemon=True) for _ in range(hunters if with_grep else 0)]
+            for thread in threads:
+                thread.start()
+            try:
+                r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", "/sources/live?tail=0",
+                                      "--file", str(path), "--clients", "1", "--rate", str(rate), "--lines", str(lines),
+                                      "--timeout", str(seconds + 60), timeout=seconds + 90)
+            finally:
+                stop.set()
+                for thread in threads:
+                    thread.join(90)
+            r["cpu_s"] = server.cpu_since_start()
+            if not server.alive():
+                raise BenchError(f"tailsse exited during the run: {server.log_tail()}")
+        r["scans"] = scans[0]
+        path.unlink()
+        return r
+
+    ms = dict(scale=1e-3, digits=2, higher_is_better=False)
+    alone = "tailsse, follower alone (baseline)"
+    beside = f"tailsse, beside {hunters} clients grepping (a+)+$"
+    bench.compare(
+        case="grep",
+        title=f"live latency of 1 follower ({rate:,} lines/s for {seconds:g} s) beside catastrophic grep= requests",
+        description=(f"One SSE follower of a file written at {rate:,} lines/s (as `live-1`). Beside it, {hunters} clients "
+                     "download, one request after another, the whole history of another file with `grep=(a+)+$`: 50 "
+                     "lines of 20,000 `a`s and a `b`, on which the pattern backtracks without end unless stopped "
+                     "(each line stops at PCRE2's match limit, 200,000 steps, and counts as no match). Baseline: the "
+                     "same follower with no grep clients. Every line exactly once, in order, or the run fails."),
+        subjects={alone: lambda: run(False), beside: lambda: run(True)},
+        baseline=alone,
+        primary=Metric("p99_us", "p99", "ms", **ms),
+        metrics=[
+            Metric("p50_us", "p50", "ms", **ms),
+            Metric("max_us", "max", "ms", **ms),
+            Metric("cpu_s", "server CPU", "s", higher_is_better=False, digits=2),
+            Metric("scans", "grep downloads done", "", digits=0),
+        ],
+        targets=[Target(beside, "p99_us", 2.0, at_least=False, relative_to=alone,
+                        text="the follower's p99 beside the grep clients at most 2× alone")],
+        runs=bench.runs(full=3, smoke=1),
+        check=ok_check,
     )
 
 

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
+import NIOPosix
 import Synchronization
 import TailSSECore
 
@@ -254,7 +258,7 @@ extension FileSource {
     /// Streams the lines between two anchors, encoded, a block at a time; `nil` with a problem
     /// when an anchor names nothing held.
     public func historyDownload(from start: HistoryAnchor, through end: HistoryAnchor, grep: GrepPattern?, encoder: EventEncoder) async -> Result<AsyncThrowingStream<ByteBuffer, any Error>, HistoryProblem> {
-        let walk = await runBlocking { [self] () -> Result<HistoryWalk, HistoryProblem> in
+        let walk = await runHistoryRead { [self] () -> Result<HistoryWalk, HistoryProblem> in
             do throws(HistoryProblem) {
                 return .success(try HistoryWalk(history: FileHistory(generations: FileHistory.generations(of: self), maxLineBytes: maxLineBytes), from: start, through: end, grep: grep))
             } catch {
@@ -267,7 +271,7 @@ extension FileSource {
             return .failure(problem)
         case .success(let walk):
             return .success(AsyncThrowingStream { () -> ByteBuffer? in
-                let lines = await runBlocking { () -> Result<[HistoryLine]?, HistoryProblem> in
+                let lines = await runHistoryRead { () -> Result<[HistoryLine]?, HistoryProblem> in
                     do throws(HistoryProblem) { return .success(try walk.next()) } catch { return .failure(error) }
                 }
                 guard let lines, let batch = try lines.get() else { return nil }
@@ -289,7 +293,7 @@ private func fileDevice(_ path: String) -> UInt64? {
 
 extension FileSource: HistoricalSource {
     public func history(_ request: HistoryRequest, encoder: EventEncoder) async -> Result<HistoryAnswer, HistoryProblem> {
-        let outcome = await runBlocking { [self] () -> Result<HistoryAnswer, HistoryProblem> in
+        let outcome = await runHistoryRead { [self] () -> Result<HistoryAnswer, HistoryProblem> in
             let history = FileHistory(generations: FileHistory.generations(of: self), maxLineBytes: maxLineBytes)
             do throws(HistoryProblem) {
                 let (lines, reachedEdge): ([HistoryLine], Bool)
@@ -307,5 +311,23 @@ extension FileSource: HistoricalSource {
             }
         }
         return outcome ?? .failure(HistoryProblem(description: "the server is shutting down"))
+    }
+}
+
+/// The thread history requests read on: one, at a lower CPU priority (nice 10) than the event loops
+/// and the live streams' reads, so requests that scan much (a rare `grep=` over gigabytes, a
+/// pattern at its match limit on every line) queue behind each other and never slow live lines.
+private let historyReadPool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 1)
+    pool.start()
+    return pool
+}()
+
+/// Runs a history read on ``historyReadPool``'s thread; `nil` on error.
+private func runHistoryRead<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async -> T? {
+    try? await historyReadPool.runIfActive {
+        // On Linux, PRIO_PROCESS with 0 names the calling thread only.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+        return try body()
     }
 }
