@@ -71,6 +71,12 @@ DATA_ROUTES = [
     ("/events?source=app&source=journal", "text/event-stream"),
     ("/metrics", None),
 ]
+# The history routes (in a test of their own: every wrong attempt counts against the client).
+HISTORY_ROUTES = [
+    ("/sources/app/lines?before=end", None),
+    ("/sources/app/lines?after=start&before=end", None),
+    ("/journal/lines?before=end", "application/x-ndjson"),
+]
 
 
 def status_of(port: int, path: str, headers: dict | None = None, accept: str | None = None, method: str = "GET") -> tuple[int, Stream]:
@@ -82,8 +88,9 @@ def status_of(port: int, path: str, headers: dict | None = None, accept: str | N
     return stream.status, stream
 
 
-def test_every_data_route_needs_the_right_token(guarded):
-    for path, accept in DATA_ROUTES:
+@pytest.mark.parametrize("routes", [DATA_ROUTES, HISTORY_ROUTES], ids=["streams", "history"])
+def test_every_data_route_needs_the_right_token(guarded, routes):
+    for path, accept in routes:
         for headers, expected in ((None, 401), (bearer(WRONG), 401), ({"Authorization": f"Basic {ALL}"}, 401), (bearer(ALL), 200)):
             status, stream = status_of(guarded.port, path, headers, accept)
             with stream:
@@ -107,10 +114,11 @@ def test_a_limited_token_sees_only_its_sources_and_404_for_the_others(guarded):
     assert sorted(s["name"] for s in request(port, "/sources", headers=bearer(ALL)).json()) == ["app", "journal", "nginx"]
     nonexistent = request(port, "/sources/nosuch", headers=bearer(APP))
     for path in ("/sources/nginx", "/journal", "/sources/journal", "/events?source=app&source=nginx",
-                 "/events?source=nginx", "/events?source=journal&source=app"):
+                 "/events?source=nginx", "/events?source=journal&source=app",
+                 "/sources/nginx/lines?before=end", "/journal/lines?before=end", "/sources/nginx/lines?after=start&before=end"):
         answer = request(port, path, headers=bearer(APP))
         assert answer.status == 404, path
-        name = "journal" if "journal" in path.split("?source=")[0] or path.endswith("source=journal&source=app") else "nginx"
+        name = "journal" if "journal" in path.split("?source=")[0].split("?before")[0] or path.endswith("source=journal&source=app") else "nginx"
         assert answer.json() == {"error": f"unknown source '{name}'"}, path
     assert nonexistent.json() == {"error": "unknown source 'nosuch'"}, "a forbidden source looks exactly like a missing one"
     with SSEStream(port, "/events?source=app&tail=all", headers=bearer(APP)) as s:

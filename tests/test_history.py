@@ -188,6 +188,8 @@ def test_journal_history_by_cursor_matches_journalctl(tailsse, tmp_path):
             assert [o["id"] for o in got] == cursors[k + 1:k + 1 + n] and edge == ("yes" if k + 1 + n >= len(cursors) else "no")
         got, _ = history("before=end&limit=5")
         assert [o["text"] for o in got] == messages[-5:]
+        alias = request(srv.port, "/journal/lines?before=end&limit=5", headers={"Accept": "application/x-ndjson"})
+        assert [json.loads(l)["text"] for l in alias.body.splitlines()] == messages[-5:]
         # Field filters and grep together: journalctl --identifier --grep is the reference.
         expected = [json.loads(l)["MESSAGE"] for l in journal.journalctl("-o", "json", "--identifier", "db", "--grep", "timeout", "--case-sensitive=yes").splitlines()]
         got, edge = history("before=end&limit=1000&identifier=db&grep=timeout")

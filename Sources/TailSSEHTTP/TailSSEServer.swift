@@ -191,6 +191,9 @@ struct SourcesAPI: Sendable {
         api.get("/journal") { request, context -> Response in
             try stream(request, name: "journal", context: context)
         }
+        api.get("/journal/lines") { request, context -> Response in
+            await lines(request, name: "journal", context: context)
+        }
         api.get("/events") { request, context -> Response in
             events(request, context: context)
         }
