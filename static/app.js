@@ -1011,8 +1011,7 @@ class EventStream {
   #handlers;
   #eventSource = null;
   #lastId = null;
-  #attempt = 0;
-  #retryTimer = 0;
+  #reconnect;
   #running = false;
   #onlineListener = () => this.#onOnline();
 
@@ -1020,6 +1019,13 @@ class EventStream {
   constructor(state, handlers) {
     this.#state = state;
     this.#handlers = handlers;
+    this.#reconnect = new Reconnect({
+      handlers,
+      sources: () => this.#state.sources,
+      running: () => this.#running,
+      stop: (detail) => this.stop(detail),
+      reopen: () => { if (!this.#eventSource) this.#open("reconnecting"); },
+    });
   }
 
   get running() { return this.#running; }
@@ -1035,7 +1041,7 @@ class EventStream {
   stop(detail = "") {
     this.#running = false;
     window.removeEventListener("online", this.#onlineListener);
-    this.#cancelRetry();
+    this.#reconnect.cancel();
     this.#close();
     this.#handlers.onState("stopped", detail);
   }
@@ -1061,7 +1067,7 @@ class EventStream {
 
   #onOpen(eventSource) {
     if (eventSource !== this.#eventSource) return;
-    this.#attempt = 0;
+    this.#reconnect.succeeded();
     this.#handlers.onState("live", "");
   }
 
@@ -1074,38 +1080,13 @@ class EventStream {
     }
     // CLOSED: the browser gave up for good (a non-200 answer, e.g. a proxy's 502).
     this.#close();
-    this.#scheduleRetry();
-  }
-
-  #scheduleRetry() {
-    const delay = backoffDelay(this.#attempt);
-    this.#attempt += 1;
-    this.#handlers.onState("reconnecting", `retry in ${Math.max(1, Math.round(delay / 1000))} s`);
-    this.#retryTimer = setTimeout(() => this.#retry(), delay);
-  }
-
-  async #retry() {
-    this.#retryTimer = 0;
-    if (!this.#running) return;
-    // A source the server no longer offers would answer 404 forever: stop instead.
-    const missing = await this.#handlers.stillExists(this.#state.sources);
-    if (missing && missing.length) {
-      this.stop(`the server no longer offers ${missing.join(", ")}`);
-      return;
-    }
-    if (this.#running && !this.#eventSource) this.#open("reconnecting");
-  }
-
-  #cancelRetry() {
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = 0;
+    this.#reconnect.schedule();
   }
 
   #onOnline() {
-    if (!this.#running || !this.#retryTimer) return;
-    this.#cancelRetry();
-    this.#attempt = 0;
-    this.#retry();
+    if (!this.#running || !this.#reconnect.pending) return;
+    this.#reconnect.succeeded();
+    this.#reconnect.now();
   }
 
   #onEvent(kind, event) {
@@ -1133,8 +1114,7 @@ class SharedEventStream {
   #port = null;
   #own = null;
   #lastId = null;
-  #attempt = 0;
-  #retryTimer = 0;
+  #reconnect;
   #running = false;
   #pagehide = () => this.#post({ type: "unsubscribe" });
 
@@ -1144,6 +1124,13 @@ class SharedEventStream {
   constructor(state, handlers) {
     this.#state = state;
     this.#handlers = handlers;
+    this.#reconnect = new Reconnect({
+      handlers,
+      sources: () => this.#state.sources,
+      running: () => this.#running,
+      stop: (detail) => this.stop(detail),
+      reopen: () => this.#post({ type: "reopen" }),
+    });
   }
 
   get running() { return this.#running; }
@@ -1169,8 +1156,7 @@ class SharedEventStream {
 
   stop(detail = "") {
     this.#running = false;
-    clearTimeout(this.#retryTimer);
-    this.#retryTimer = 0;
+    this.#reconnect.cancel();
     window.removeEventListener("pagehide", this.#pagehide);
     this.#post({ type: "unsubscribe" });
     if (this.#port) this.#port.onmessage = null;
@@ -1211,35 +1197,60 @@ class SharedEventStream {
         this.#handlers.onEvent(message.kind, message.data, message.id);
         break;
       case "state":
-        if (message.state === "live") this.#attempt = 0;
+        if (message.state === "live") this.#reconnect.succeeded();
         this.#handlers.onState(message.state, "");
         break;
       case "closed":
-        this.#scheduleRetry();
+        this.#reconnect.schedule();
         break;
       case "unshared":
         this.#fallBack();
         break;
     }
   }
+}
 
-  #scheduleRetry() {
-    if (this.#retryTimer) return;
-    const delay = backoffDelay(this.#attempt);
-    this.#attempt += 1;
-    this.#handlers.onState("reconnecting", `retry in ${Math.max(1, Math.round(delay / 1000))} s`);
-    this.#retryTimer = setTimeout(() => this.#retry(), delay);
+/** The page's own reconnecting once the browser gave up on a stream (a non-200 answer): after a
+ * growing delay (said in the status), a check that the view's sources still exist — asking for a
+ * login when the server wants one — then `reopen()`, or `stop()` naming the sources gone. */
+class Reconnect {
+  #attempt = 0;
+  #timer = 0;
+  #stream;
+
+  /** @param {{handlers, sources: () => string[], running: () => boolean, stop, reopen}} stream */
+  constructor(stream) {
+    this.#stream = stream;
   }
 
-  async #retry() {
-    this.#retryTimer = 0;
-    if (!this.#running) return;
-    const missing = await this.#handlers.stillExists(this.#state.sources);
+  get pending() { return this.#timer !== 0; }
+
+  /** The stream is live again: the next failure waits the shortest delay. */
+  succeeded() { this.#attempt = 0; }
+
+  cancel() {
+    clearTimeout(this.#timer);
+    this.#timer = 0;
+  }
+
+  schedule() {
+    if (this.#timer) return;
+    const delay = backoffDelay(this.#attempt);
+    this.#attempt += 1;
+    this.#stream.handlers.onState("reconnecting", `retry in ${Math.max(1, Math.round(delay / 1000))} s`);
+    this.#timer = setTimeout(() => this.now(), delay);
+  }
+
+  async now() {
+    this.cancel();
+    if (!this.#stream.running()) return;
+    // A source the server no longer offers would answer 404 forever: stop instead.
+    const missing = await this.#stream.handlers.stillExists(this.#stream.sources());
     if (missing && missing.length) {
-      this.stop(`the server no longer offers ${missing.join(", ")}`);
+      this.#stream.stop(`the server no longer offers ${missing.join(", ")}`);
       return;
     }
-    if (this.#running) this.#post({ type: "reopen" });
+    if (this.#stream.running()) this.#stream.reopen();
   }
 }
 

@@ -17,6 +17,7 @@ import pytest
 from chaos import ReconnectingClient, first_difference, holds_open
 from http_client import LineStream, SSEStream, request
 from server import append, wait_until
+from test_events import parse_composite
 
 
 def files_listed(srv, name: str = "app") -> list[str]:
@@ -24,15 +25,6 @@ def files_listed(srv, name: str = "app") -> list[str]:
         if source["name"] == name:
             return source.get("files", [])
     raise AssertionError(f"no source {name!r}")
-
-
-def parse_composite(text: str) -> dict[str, str]:
-    assert text.startswith("m1"), text
-    parts = {}
-    for item in text[3:].split(",") if len(text) > 2 else []:
-        name, _, part = item.partition("=")
-        parts[name] = urllib.parse.unquote(part)
-    return parts
 
 
 def by_file(events) -> dict[str, list[str]]:
