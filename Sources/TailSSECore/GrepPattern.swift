@@ -30,6 +30,8 @@ public final class GrepPattern: Sendable, CustomStringConvertible {
     public static let matchLimit: UInt32 = 200_000
     /// Deepest backtracking one line may take (PCRE2's depth limit, for the interpreter).
     public static let depthLimit: UInt32 = 10_000
+    /// Most heap the interpreter may use for one line, in KiB (JIT uses its own small stack).
+    public static let heapLimitKiB: UInt32 = 20 << 10
 
     /// The pattern as given.
     public let pattern: String
@@ -55,7 +57,9 @@ public final class GrepPattern: Sendable, CustomStringConvertible {
         let bytes = Array(pattern.utf8)
         guard !bytes.isEmpty else { throw Problem(description: "the pattern is empty") }
         guard bytes.count <= Self.maxPatternBytes else { throw Problem(description: "the pattern is longer than \(Self.maxPatternBytes) bytes") }
-        var options = UInt32(PCRE2_UTF | PCRE2_MATCH_INVALID_UTF)
+        // `\C` (one code unit, splitting UTF-8 characters) is refused; a pattern's own
+        // `(*LIMIT_MATCH=…)` can only lower the limits set here, never raise them.
+        var options = UInt32(PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C)
         let caseless = switch letterCase {
         case .sensitive: false
         case .insensitive: true
@@ -77,6 +81,7 @@ public final class GrepPattern: Sendable, CustomStringConvertible {
         }
         pcre2_set_match_limit_8(context, Self.matchLimit)
         pcre2_set_depth_limit_8(context, Self.depthLimit)
+        pcre2_set_heap_limit_8(context, Self.heapLimitKiB)
         self.pattern = pattern
         self.letterCase = letterCase
         self.code = UnsafeCode(compiled)

@@ -17,7 +17,7 @@ struct EventEncoderEncodeLineTests {
             var viaEvent = ByteBuffer(string: "prefix")
             encoder.encode(.line(text, id: id.description, continues: continues), into: &viaEvent)
             var direct = ByteBuffer(string: "prefix")
-            text.withUnsafeBytes { encoder.encodeLine($0, id: id, continues: continues, into: &direct) }
+            _ = text.withUnsafeBytes { encoder.encodeLine($0, id: id, continues: continues, into: &direct) }
             #expect(difference(Array(direct.readableBytesView), Array(viaEvent.readableBytesView)) == nil, "\(format) round \(round) id \(id)")
         }
     }

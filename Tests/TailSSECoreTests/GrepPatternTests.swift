@@ -37,13 +37,23 @@ struct GrepPatternTests {
 
     @Test("a bad pattern is refused with PCRE2's message and where")
     func badPatterns() {
-        for (pattern, words) in [("(unclosed", "missing closing parenthesis"), ("a{2,1}", "out of order"), ("", "empty"), (String(repeating: "a", count: 1025), "longer than")] {
+        for (pattern, words) in [
+            ("(unclosed", "missing closing parenthesis"), ("a{2,1}", "out of order"), ("", "empty"),
+            (String(repeating: "a", count: 1025), "longer than"), (#"a\Cb"#, "\\C is disabled"),
+        ] {
             #expect {
                 _ = try GrepPattern(pattern)
             } throws: { error in
                 (error as? GrepPattern.Problem)?.description.contains(words) == true
             }
         }
+    }
+
+    @Test("a pattern cannot raise the match limit with (*LIMIT_MATCH=…)")
+    func inlineLimitsOnlyLower() throws {
+        let grep = try GrepPattern("(*LIMIT_MATCH=100000000)(a+)+$")
+        #expect(!grep.matches(Array(repeating: UInt8(ascii: "a"), count: 5000) + [UInt8(ascii: "b")]))
+        #expect(grep.linesOverLimit == 1)
     }
 
     @Test("a catastrophic pattern stops at the match limit and counts as no match")
