@@ -45,15 +45,6 @@ extension SourcesAPI {
                 streamParameters.append((String(rawKey), value))
             }
         }
-        let direction: HistoryRequest.Direction
-        switch (before, after) {
-        case (nil, nil): return Self.error("give before=ID (or end) or after=ID (or start), or both", status: .badRequest)
-        case (let anchor?, nil): direction = .before(anchor)
-        case (nil, let anchor?): direction = .after(anchor)
-        case (let end?, let start?):
-            guard limit == nil else { return Self.error("limit= goes with one of before= and after=; with both, every line between is sent", status: .badRequest) }
-            return await download(source: source, from: start, through: end, request: request, parameters: streamParameters)
-        }
         let made: StreamRequest
         switch Self.streamRequest(for: source, parameters: streamParameters, ignoringOthers: false) {
         case .success(let request): made = request
@@ -61,47 +52,40 @@ extension SourcesAPI {
         }
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
+        var headers = HTTPFields()
+        headers[.contentType] = format.contentType
+        headers[.cacheControl] = "no-cache"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        let direction: HistoryRequest.Direction
+        switch (before, after) {
+        case (nil, nil): return Self.error("give before=ID (or end) or after=ID (or start), or both", status: .badRequest)
+        case (let anchor?, nil): direction = .before(anchor)
+        case (nil, let anchor?): direction = .after(anchor)
+        case (let end?, let start?):
+            // Every line between two anchors, streamed a block at a time (never all in memory).
+            guard limit == nil else { return Self.error("limit= goes with one of before= and after=; with both, every line between is sent", status: .badRequest) }
+            guard let file = source as? FileSource else {
+                return Self.error("source '\(source.name.prefix(64))' (\(source.kind)) takes one of before= and after=", status: .badRequest)
+            }
+            switch await file.historyDownload(from: start, through: end, grep: made.grep, encoder: encoder) {
+            case .failure(let problem):
+                return Self.error(problem.description, status: problem.isMalformed ? .badRequest : .notFound)
+            case .success(let chunks):
+                if format != .eventStream {
+                    headers[.contentDisposition] = "attachment; filename=\"\(source.name).\(format == .ndjson ? "ndjson" : "log")\""
+                }
+                return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+                    for try await chunk in chunks { try await writer.write(chunk) }
+                    try await writer.finish(nil)
+                })
+            }
+        }
         switch await historical.history(HistoryRequest(direction: direction, limit: limit ?? 100, grep: made.grep, journalFilter: made.journalFilter), encoder: encoder) {
         case .failure(let problem):
             return Self.error(problem.description, status: problem.isMalformed ? .badRequest : .notFound)
         case .success(let answer):
-            var headers = HTTPFields()
-            headers[.contentType] = format.contentType
-            headers[.cacheControl] = "no-cache"
-            headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
             headers[HTTPField.Name("TailSSE-History-Edge")!] = answer.reachedEdge ? "yes" : "no"
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: answer.body))
-        }
-    }
-
-    /// Every line between two anchors of a file source, streamed a block at a time (never all in
-    /// memory): a download of the file's history, as an attachment in plain text and NDJSON.
-    private func download(source: any LogSource, from start: HistoryAnchor, through end: HistoryAnchor, request: Request, parameters: [(key: String, value: String)]) async -> Response {
-        guard let file = source as? FileSource else {
-            return Self.error("source '\(source.name.prefix(64))' (\(source.kind)) takes one of before= and after=", status: .badRequest)
-        }
-        let made: StreamRequest
-        switch Self.streamRequest(for: source, parameters: parameters, ignoringOthers: false) {
-        case .success(let request): made = request
-        case .failure(let problem): return Self.error(problem.message, status: .badRequest)
-        }
-        let format = StreamFormat.negotiate(accept: request.headers[.accept])
-        let encoder = EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset)
-        switch await file.historyDownload(from: start, through: end, grep: made.grep, encoder: encoder) {
-        case .failure(let problem):
-            return Self.error(problem.description, status: problem.isMalformed ? .badRequest : .notFound)
-        case .success(let chunks):
-            var headers = HTTPFields()
-            headers[.contentType] = format.contentType
-            headers[.cacheControl] = "no-cache"
-            headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
-            if format != .eventStream {
-                headers[.contentDisposition] = "attachment; filename=\"\(source.name).\(format == .ndjson ? "ndjson" : "log")\""
-            }
-            return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-                for try await chunk in chunks { try await writer.write(chunk) }
-                try await writer.finish(nil)
-            })
         }
     }
 }

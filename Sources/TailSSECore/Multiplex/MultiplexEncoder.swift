@@ -105,18 +105,26 @@ public struct MultiplexEncoder: Sendable {
                 writePlain(frame, source: index, into: &output)
                 return
             }
-            guard let range = frame.idRange else {
-                output.writeBytes(frame.bytes)
-                return
+            Self.splice(frame, into: &output) { buffer in
+                if frame.id != nil { writeID(changing: index, to: &buffer) } else { writeID(to: &buffer) }
             }
-            output.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[..<range.lowerBound]))
-            if frame.id != nil {
-                writeID(changing: index, to: &output)
-            } else {
-                writeID(to: &output)
-            }
-            output.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[range.upperBound...]))
         }
+    }
+
+    /// Writes a frame's event with `writeID` in place of the source's own id; returns where the
+    /// id was written, if the event has one.
+    @discardableResult
+    private static func splice(_ frame: EventFrame, into buffer: inout ByteBuffer, writeID: (inout ByteBuffer) -> Void) -> Range<Int>? {
+        guard let range = frame.idRange else {
+            buffer.writeBytes(frame.bytes)
+            return nil
+        }
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[..<range.lowerBound]))
+        let start = buffer.writerIndex
+        writeID(&buffer)
+        let end = buffer.writerIndex
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[range.upperBound...]))
+        return start..<end
     }
 
     /// Writes one event as a frame whose id is the composite id (when the event changed it).
@@ -146,16 +154,9 @@ public struct MultiplexEncoder: Sendable {
             return
         }
         EventFrame.write(kind: kind, continues: frame.continues, id: id, into: &output) { buffer in
-            guard let range = frame.idRange else {
-                buffer.writeBytes(frame.bytes)
-                return nil
+            Self.splice(frame, into: &buffer) { buffer in
+                if let id { buffer.writeImmutableBuffer(id) } else { writeID(to: &buffer) }
             }
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[..<range.lowerBound]))
-            let start = buffer.writerIndex
-            if let id { buffer.writeImmutableBuffer(id) } else { writeID(to: &buffer) }
-            let end = buffer.writerIndex
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: frame.bytes[range.upperBound...]))
-            return start..<end
         }
     }
 

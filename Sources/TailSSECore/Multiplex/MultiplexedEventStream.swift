@@ -77,9 +77,9 @@ public final class MultiplexedEventStream: EventStream {
                         encoder.write(frames: frames, source: index, into: &buffer)
                         if index < tallies.count { tallies[index]?.add(bytes: buffer.writerIndex - before) }
                     }
-                    if isOpen { for index in ended { encoder.retire(index) } }
                 }
                 if isOpen, !ended.isEmpty {
+                    encoder.withLock { encoder in for index in ended { encoder.retire(index) } }
                     streams.withLock { streams in for index in ended where streams.indices.contains(index) { streams[index] = nil } }
                 }
                 if !ready.isEmpty { return .events }

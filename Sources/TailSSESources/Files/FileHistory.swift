@@ -113,33 +113,15 @@ struct FileHistory {
     /// `reachedEnd`: nothing newer is there yet.
     func lines(after anchor: HistoryAnchor, limit: Int, grep: GrepPattern?) throws(HistoryProblem) -> (lines: [HistoryLine], reachedEnd: Bool) {
         guard !generations.isEmpty else { return ([], true) }
-        var (index, offset) = try locate(anchor)
+        let walk = try HistoryWalk(history: self, from: anchor, through: .end, grep: grep)
         var lines: [HistoryLine] = []
-        let step = Int64(max(Self.blockSize, 2 * maxLineBytes + 2))
-        while true {
-            let generation = generations[index]
-            // An id inside a long line (between two of its pieces): cut from the line's start.
-            var lower = offset > 0 ? try lineStart(in: generation.file, before: offset, containing: true) : 0
-            while lines.count < limit, offset < generation.end {
-                let upper = min(generation.end, max(offset, lower) + step)
-                var reached = offset
-                lines += try cut(generation, from: lower, to: upper, grep: grep, limit: limit - lines.count, after: offset, reached: &reached)
-                guard reached > offset else { break }
-                offset = reached
-                lower = reached
-            }
-            let isLast = index + 1 == generations.count
-            if lines.count >= limit { return (lines, isLast && offset >= generation.end) }
-            guard !isLast else { return (lines, true) }
-            index += 1
-            offset = 0
-        }
+        while lines.count < limit, let batch = try walk.next(limit: limit - lines.count) { lines += batch }
+        return (lines, walk.isAtEnd)
     }
 
     /// The start of the block of lines just before `upper` (a line boundary): about
     /// ``blockSize`` bytes back, moved forward to a line start; further back when one line is longer.
-    /// `containing`: the start of the line `upper` is in or ends (the last LF before `upper`).
-    private func lineStart(in file: OpenFile, before upper: Int64, containing: Bool = false) throws(HistoryProblem) -> Int64 {
+    private func lineStart(in file: OpenFile, before upper: Int64) throws(HistoryProblem) -> Int64 {
         var probe = upper
         var block: [UInt8] = []
         while probe > 0 {
@@ -150,15 +132,11 @@ struct FileHistory {
                 throw HistoryProblem(description: "cannot read the file: \(error)")
             }
             guard block.count == Int(probe - lower) else { throw HistoryProblem(description: "the file is shorter than expected") }
-            if containing {
-                if let newline = block.lastIndex(of: 0x0A) { return lower + Int64(newline) + 1 }
-            } else {
-                if lower == 0 { return 0 }
-                // The LF just before `upper` ends the previous line: a start is after an earlier LF.
-                let searchEnd = probe == upper ? block.count - 1 : block.count
-                if searchEnd > 0, let newline = block[..<searchEnd].firstIndex(of: 0x0A) {
-                    return lower + Int64(newline) + 1
-                }
+            if lower == 0 { return 0 }
+            // The LF just before `upper` ends the previous line: a start is after an earlier LF.
+            let searchEnd = probe == upper ? block.count - 1 : block.count
+            if searchEnd > 0, let newline = block[..<searchEnd].firstIndex(of: 0x0A) {
+                return lower + Int64(newline) + 1
             }
             probe = lower
         }
@@ -169,14 +147,14 @@ struct FileHistory {
     /// cuts them (a sealed generation's partial last line included).
     private func cut(_ generation: Generation, from lower: Int64, to upper: Int64, grep: GrepPattern?) throws(HistoryProblem) -> [HistoryLine] {
         var reached = lower
-        return try cut(generation, from: lower, to: upper, grep: grep, limit: Int.max, after: lower, reached: &reached)
+        return try cut(generation, from: lower, to: upper, grep: grep, limit: Int.max, reached: &reached)
     }
 
-    /// `after`: lines ending at or before it are skipped. `reached`: the end of the last line cut.
+    /// At most `limit` lines; `reached`: the end of the last line cut.
     /// `flushAt`: where a sealed generation's lines end for this cut (its end by default): a
     /// partial last line there is cut too.
     func cut(
-        _ generation: Generation, from lower: Int64, to upper: Int64, grep: GrepPattern?, limit: Int, after skipped: Int64, reached: inout Int64,
+        _ generation: Generation, from lower: Int64, to upper: Int64, grep: GrepPattern?, limit: Int, reached: inout Int64,
         flushAt: Int64? = nil
     ) throws(HistoryProblem) -> [HistoryLine] {
         let file = generation.file
@@ -190,7 +168,7 @@ struct FileHistory {
             var lastEnd = reached
             defer { reached = lastEnd }
             let take: (SplitLine) -> Void = { line in
-                guard !done, line.end <= upper, line.end > skipped else { return }
+                guard !done, line.end <= upper else { return }
                 lastEnd = line.end
                 if let grep, !grep.matches(line.text) { return }
                 lines.append(HistoryLine(text: Array(line.text), id: FileEventID(file: identity, offset: line.end, check: line.check), continues: line.continues))
@@ -213,11 +191,14 @@ struct FileHistory {
     }
 }
 
-/// A walk through a file source's history from one anchor to another, a block at a time: what a
-/// download of the whole history (`after=start&before=end`) reads, never all of it in memory.
+/// A walk through a file source's history from one anchor to another, a block at a time: what
+/// `after=` reads, and a download of the whole history (`after=start&before=end`), never all of it
+/// in memory.
 final class HistoryWalk: @unchecked Sendable {
     private let history: FileHistory
     private var index: Int
+    /// The end of the last line (or piece of one) walked past: a piece boundary cuts the rest of
+    /// a long line as a read from its start does (each cut follows from the one before).
     private var offset: Int64
     private let stop: (index: Int, offset: Int64)
     private let grep: GrepPattern?
@@ -229,19 +210,20 @@ final class HistoryWalk: @unchecked Sendable {
         self.grep = grep
     }
 
-    /// The next lines (at least one block's worth), or `nil` once the end anchor is reached.
-    func next() throws(HistoryProblem) -> [HistoryLine]? {
+    /// Nothing is left before the end anchor.
+    var isAtEnd: Bool { !((index, offset) < stop) }
+
+    /// The next lines (up to `limit`, at most a block's worth), or `nil` once the end anchor is reached.
+    func next(limit: Int = .max) throws(HistoryProblem) -> [HistoryLine]? {
+        let step = Int64(max(FileHistory.blockSize, 2 * history.maxLineBytes + 2))
         while (index, offset) < stop {
             let generation = history.generations[index]
             let end = index == stop.index ? stop.offset : generation.end
-            guard offset < end else {
-                index += 1
-                offset = 0
-                continue
-            }
-            let upper = min(end, offset + Int64(max(FileHistory.blockSize, 2 * history.maxLineBytes + 2)))
+            let upper = min(end, offset + step)
             var reached = offset
-            let lines = try history.cut(generation, from: offset, to: upper, grep: grep, limit: .max, after: offset, reached: &reached, flushAt: end)
+            let lines = offset < end
+                ? try history.cut(generation, from: offset, to: upper, grep: grep, limit: limit, reached: &reached, flushAt: end)
+                : []
             guard reached > offset else {
                 index += 1
                 offset = 0
