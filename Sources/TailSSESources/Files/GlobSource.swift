@@ -56,7 +56,9 @@ public final class GlobSource: ManagedSource {
         var following = false
         var ended = false
 
-        var liveStreams: [GlobEventStream] { streams.values.compactMap(\.stream) }
+        /// The clients' streams, still weak: a stream made strong inside the lock could end there,
+        /// and its `deinit` takes the lock again (``GlobSource/streamEnded(_:)``).
+        var streamReferences: [WeakGlobStream] { Array(streams.values) }
     }
 
     /// - Parameters:
@@ -80,7 +82,7 @@ public final class GlobSource: ManagedSource {
     }
 
     public var isFollowing: Bool { state.withLock { $0.following } }
-    public var clientCount: Int { state.withLock { $0.liveStreams.count } }
+    public var clientCount: Int { state.withLock(\.streamReferences).count { $0.stream != nil } }
     public var bytesAppended: UInt64 { state.withLock { $0.members.reduce(0) { $0 + $1.source.bytesAppended } } }
     /// Why the directory cannot be listed, or why files of the glob cannot be read, if so.
     public var problem: String? {
@@ -103,9 +105,9 @@ public final class GlobSource: ManagedSource {
     }
 
     public func tick() {
-        let (members, streams) = state.withLock { ($0.members.map(\.source), $0.liveStreams) }
+        let (members, streams) = state.withLock { ($0.members.map(\.source), $0.streamReferences) }
         for member in members { member.tick() }
-        for stream in streams { stream.tick() }
+        for stream in streams { stream.stream?.tick() }
     }
 
     /// Starts watching the directory and follows the files there now; returns once they are.
@@ -130,7 +132,7 @@ public final class GlobSource: ManagedSource {
         let streams = state.withLock { state in
             state.ended = true
             state.following = false
-            return state.liveStreams
+            return state.streamReferences
         }
         if let (watch, task) = running.withLock({ $0 }) {
             await watch.stop()
@@ -141,7 +143,7 @@ public final class GlobSource: ManagedSource {
             return state.members.map(\.source)
         }
         for member in members { await member.end(reason: nil) }
-        for stream in streams { stream.end(reason: reason) }
+        for stream in streams { stream.stream?.end(reason: reason) }
         if let reason { logger.info("source ended", metadata: ["reason": .string(reason)]) }
     }
 
@@ -213,17 +215,17 @@ public final class GlobSource: ManagedSource {
                 stateDirectory: stateDirectory, meter: meter, logger: logger, followsSymlinks: false, readsFromStart: !initial
             )
             await member.begin()
-            let streams: [GlobEventStream]? = state.withLock { state in
+            let streams: [WeakGlobStream]? = state.withLock { state in
                 guard !state.ended else { return nil }
                 state.members.append(Member(name: file, source: member))
-                return state.liveStreams
+                return state.streamReferences
             }
             guard let streams else {
                 await member.end(reason: nil)
                 break
             }
             if !initial { logger.info("following a new file of the glob", metadata: ["file": .string(file)]) }
-            for stream in streams { await stream.add(member, named: file, appeared: true) }
+            for stream in streams { await stream.stream?.add(member, named: file, appeared: true) }
         }
     }
 }
