@@ -97,8 +97,8 @@ def test_every_family_has_help_and_type_and_follows_the_naming_conventions(tails
     metrics = scrape(srv.port)
     expected = {
         "tailsse_source_lines_read": "counter", "tailsse_source_events_sent": "counter", "tailsse_source_bytes_sent": "counter",
-        "tailsse_source_resumes": "counter", "tailsse_source_resets": "counter", "tailsse_source_catch_up_reads": "counter",
-        "tailsse_source_clients": "gauge", "tailsse_source_following": "gauge",
+        "tailsse_source_resumes": "counter", "tailsse_source_resets": "counter", "tailsse_source_catch_up_reads": "counter", "tailsse_source_push_fallbacks": "counter",
+        "tailsse_source_clients": "gauge", "tailsse_source_pushed_clients": "gauge", "tailsse_source_following": "gauge",
         "tailsse_connections": "gauge", "tailsse_streams": "gauge", "tailsse_connections_refused": "counter",
         "tailsse_connections_closed": "counter", "tailsse_auth_failures": "counter", "tailsse_auth_rate_limited": "counter",
         "process_open_fds": "gauge", "process_max_fds": "gauge", "process_resident_memory_bytes": "gauge",

@@ -34,11 +34,15 @@ public final class EncodedForms: Sendable {
 }
 
 extension EventEncoder {
+    /// Whether this encoder's bytes for a record are those of every other client of the source in
+    /// the same format (not framed, no grep), so they can be made once and shared.
+    public var sharesBytes: Bool { !isFramed && grep == nil }
+
     /// Encodes a shared log record's event, reusing the bytes another client of the source made
     /// for the same format.
     public func encode<Position>(_ record: LogRecord<Position>, into buffer: inout ByteBuffer) {
         guard let event = record.event else { return }
-        guard !isFramed, grep == nil, let forms = record.encoded else {
+        guard sharesBytes, let forms = record.encoded else {
             encode(event, into: &buffer)
             return
         }

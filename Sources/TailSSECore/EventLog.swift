@@ -73,6 +73,8 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
 
     private let state: Mutex<State>
     private let capacityBytes: Int
+    /// The live end pushed to the clients that are up to date.
+    public let push = LivePush<Position>()
 
     /// - Parameter capacityBytes: bytes of events kept for clients to share before they must read
     ///   from the source itself.
@@ -102,15 +104,16 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
     /// Appends records (their sequence numbers are assigned here) and wakes every waiter.
     public func append(_ newRecords: [LogRecord<Position>]) {
         guard !newRecords.isEmpty else { return }
+        var numbered = newRecords
         let toWake: [CheckedContinuation<WakeReason, Never>] = state.withLock { state in
-            for var record in newRecords {
-                record.sequence = state.nextSequence
+            for index in numbered.indices {
+                numbered[index].sequence = state.nextSequence
                 state.nextSequence += 1
-                let footprint = record.event?.footprint ?? 32
+                let footprint = numbered[index].event?.footprint ?? 32
                 state.bytes += footprint
                 state.bytesAppended += UInt64(footprint)
-                state.latest = record.to
-                state.records.append(record)
+                state.latest = numbered[index].to
+                state.records.append(numbered[index])
             }
             while state.bytes > capacityBytes, state.records.count > 1 {
                 let dropped = state.records.removeFirst()
@@ -118,6 +121,7 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
             }
             return Self.takeWaiters(&state)
         }
+        push.publish(numbered)
         for continuation in toWake { continuation.resume(returning: .appended) }
     }
 
@@ -202,6 +206,7 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
     /// Wakes every waiter with ``WakeReason/tick``.
     public func tick() {
         let toWake = state.withLock { Self.takeWaiters(&$0) }
+        push.tick()
         for continuation in toWake { continuation.resume(returning: .tick) }
     }
 
@@ -216,6 +221,7 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
             state.closed = true
             return Self.takeWaiters(&state)
         }
+        push.close()
         for continuation in toWake { continuation.resume(returning: .closed) }
     }
 

@@ -55,10 +55,29 @@ public protocol EventStream: AnyObject, Sendable {
     /// would resume from), or `nil` when the source cannot tell. A multiplexed stream puts it in
     /// its first composite id, so a source that sent nothing yet still resumes exactly.
     func currentID() async -> String?
+    /// Hands the stream's live delivery to its source's ``LivePush`` while the stream is at the
+    /// live end: writes go straight to `target`, and this returns when the stream continues on its
+    /// own (what was pushed counts in `meter`). `nil` at once when the stream cannot be pushed now
+    /// (behind, filtered, or not a single source's stream).
+    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn?
+}
+
+/// What a stream that left the push path was sent there (``EventStream/followLive(_:meter:)``).
+public struct LivePushReturn: Sendable {
+    public var reason: LivePushExit
+    public var bytes: Int
+    public var lastWrite: ContinuousClock.Instant?
+
+    public init<Position>(_ outcome: LivePushOutcome<Position>) {
+        self.reason = outcome.reason
+        self.bytes = outcome.bytes
+        self.lastWrite = outcome.lastWrite
+    }
 }
 
 extension EventStream {
     public func currentID() async -> String? { nil }
+    public func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn? { nil }
 }
 
 extension LogSource {
@@ -66,6 +85,7 @@ extension LogSource {
     public var problem: String? { nil }
     public var notice: String? { nil }
     public var detailLists: [(key: String, values: [String])] { [] }
+    public var pushedClientCount: Int { 0 }
     public var isHealthy: Bool { isFollowing }
 }
 
@@ -82,6 +102,8 @@ public protocol LogSource: Sendable {
     var isFollowing: Bool { get }
     /// Number of clients currently streaming this source.
     var clientCount: Int { get }
+    /// Of those, the clients at the live end whose events are pushed to them (``LivePush``).
+    var pushedClientCount: Int { get }
     /// Bytes of events the source has appended at its live end since it began (a running total):
     /// how fast the live end moves away from a client that is behind.
     var bytesAppended: UInt64 { get }

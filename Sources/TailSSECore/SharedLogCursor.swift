@@ -21,6 +21,7 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
         var sequence: UInt64?
         var pending: [StreamEvent]
         var stopped = false
+        var pushed: LivePush<Position>.Member?
     }
 
     private let log: EventLog<Position>
@@ -46,8 +47,36 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
 
     /// Makes a pending or future ``next(encoder:into:accept:)`` finish; callable from any task.
     public func stop() {
-        state.withLock { $0.stopped = true }
+        let pushed = state.withLock { state in
+            state.stopped = true
+            return state.pushed
+        }
+        if let pushed { log.push.remove(pushed) }
         log.interrupt(token)
+    }
+
+    /// Hands the client's live delivery to the log's ``LivePush`` while it is up to date: returns
+    /// when it left the push path (its position moved past what was pushed), or `nil` at once when
+    /// it cannot join (it is not at the live end, has events pending, or stopped).
+    ///
+    /// `encoder` must share its bytes (no grep, not framed); `meter` counts what is pushed.
+    public func followLive(_ target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?) async -> LivePushOutcome<Position>? {
+        let member: LivePush<Position>.Member? = state.withLock { state in
+            guard !state.stopped, state.pending.isEmpty, let sequence = state.sequence else { return nil }
+            let member = LivePush<Position>.Member(target: target, format: encoder.format, meter: meter, sequence: sequence, position: state.position)
+            state.pushed = member
+            return member
+        }
+        guard let member else { return nil }
+        let outcome = await log.push.follow(member, encoder: encoder)
+        state.withLock { state in
+            state.pushed = nil
+            if let outcome {
+                state.position = outcome.position
+                state.sequence = outcome.sequence
+            }
+        }
+        return outcome
     }
 
     /// Serves events from the log until there is something to send, time passed, the stream is
@@ -79,8 +108,9 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
                     var encoded = 0
                     for record in records {
                         if let event = record.event, accept(event) {
+                            let before = buffer.writerIndex
                             encoder.encode(record, into: &buffer)
-                            if encoder.writes(event.kind) { encoded += 1 }
+                            if encoder.writes(event.kind), buffer.writerIndex > before { encoded += 1 }
                         }
                     }
                     encoder.count(events: encoded)

@@ -18,10 +18,14 @@ struct StreamResponder: Sendable {
         var description: String
     }
 
-    func response(source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit) -> Response {
+    /// - Parameter push: the connection, for the live end to be pushed to while the client is up to date.
+    func response(
+        source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit, push: (any PushTarget)?
+    ) -> Response {
         let meters = StreamMeters(meters: [source.meter], multiplexed: false)
         let progress = streamRequest.grep != nil && format == .eventStream
-        return response(label: source.name, format: format, body: body, audit: audit, meters: meters, sendsProgressIDs: progress) {
+        let push = settings.livePush ? push : nil
+        return response(label: source.name, format: format, body: body, audit: audit, meters: meters, sendsProgressIDs: progress, push: push) {
             await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[0], grep: streamRequest.grep))
         }
     }
@@ -31,9 +35,10 @@ struct StreamResponder: Sendable {
     /// sends of each source is counted through `meters` (whose tallies `open`'s encoders count in).
     /// `sendsProgressIDs`: a heartbeat is an SSE event with the stream's current id and no data
     /// (a `grep=` stream: the client's resume id moves past the lines left out, and no event fires).
+    /// `push`: where the stream's live end may be pushed (``EventStream/followLive(_:meter:)``).
     func response(
         label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters, sendsProgressIDs: Bool = false,
-        open: @escaping @Sendable () async -> any EventStream
+        push: (any PushTarget)? = nil, open: @escaping @Sendable () async -> any EventStream
     ) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = format.contentType
@@ -61,7 +66,7 @@ struct StreamResponder: Sendable {
                             do {
                                 try await Self.pump(
                                     stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings,
-                                    sendsProgressIDs: sendsProgressIDs
+                                    sendsProgressIDs: sendsProgressIDs, push: push
                                 )
                             } catch {
                                 // A write that fails: the client closed its end.
@@ -87,9 +92,11 @@ struct StreamResponder: Sendable {
     }
 
     /// Writes the stream's events until it finishes, batching whatever is ready into one write.
+    /// While the stream is at the live end, its events are pushed to `push` instead, with no
+    /// task of its own running.
     private static func pump(
         _ stream: any EventStream, encoder: EventEncoder, writer: WriterBox,
-        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings, sendsProgressIDs: Bool
+        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings, sendsProgressIDs: Bool, push: (any PushTarget)?
     ) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 4096)
         var boundary = EventBoundary(format: encoder.format)
@@ -97,6 +104,17 @@ struct StreamResponder: Sendable {
         if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
         var lastWrite = ContinuousClock.now
         while true {
+            if let push, let pushed = await stream.followLive(push, meter: meters.meters.first) {
+                connection.sent(bytes: pushed.bytes)
+                try Task.checkCancellation()
+                if let last = pushed.lastWrite { lastWrite = last }
+                if pushed.reason == .notWritable { meters.meters.first?.leftPush() }
+                guard pushed.reason == .tick, ContinuousClock.now - lastWrite >= settings.heartbeat / 2 else { continue }
+                await beat(stream, encoder: encoder, progressID: sendsProgressIDs, into: &buffer)
+                if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
+                lastWrite = .now
+                continue
+            }
             let step = try await stream.next(into: &buffer)
             switch step {
             case .finished:

@@ -217,7 +217,9 @@ struct SourcesAPI: Sendable {
         streamRequest.resumeID = request.headers[.lastEventID] ?? query["lastEventId"].map(String.init)
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         let audit = StreamAudit(client: context.clientAddress, sources: [source.name], format: format, resumed: streamRequest.resumeID != nil, grant: context.grant, drain: DrainGauge(channel: context.channel))
-        return responder.response(source: source, streamRequest: streamRequest, format: format, body: request.body, audit: audit)
+        return responder.response(
+            source: source, streamRequest: streamRequest, format: format, body: request.body, audit: audit, push: ChannelPushTarget(channel: context.channel)
+        )
     }
 
     private func listing(for grant: AccessGrant) -> [UInt8] {

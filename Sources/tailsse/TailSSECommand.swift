@@ -147,7 +147,9 @@ struct TailSSECommand: AsyncParsableCommand {
                 heartbeat: .milliseconds(Int64(settings.heartbeat * 1000)),
                 writeTimeout: .milliseconds(Int64(settings.writeTimeout * 1000)),
                 retryMilliseconds: settings.retryMilliseconds,
-                slowReader: SlowReaderRule(minimumBytesPerSecond: settings.minReadRate, window: .milliseconds(Int64(settings.minReadWindow * 1000)))
+                slowReader: SlowReaderRule(minimumBytesPerSecond: settings.minReadRate, window: .milliseconds(Int64(settings.minReadWindow * 1000))),
+                // TAILSSE_LIVE_PUSH=off: every client reads the live end in its own task (for benchmarks).
+                livePush: getenv("TAILSSE_LIVE_PUSH").map { String(cString: $0) } != "off"
             ),
             tls: settings.tls,
             access: access

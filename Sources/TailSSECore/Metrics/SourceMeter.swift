@@ -16,6 +16,13 @@ public protocol SourceMeter: Sendable {
     func reset()
     /// A client behind what the shared log holds read the file or journal itself, once.
     func caughtUp()
+    /// A client whose live events were pushed to it stopped taking them as fast and went on at
+    /// its own pace (``LivePushExit/notWritable``).
+    func leftPush()
+}
+
+extension SourceMeter {
+    public func leftPush() {}
 }
 
 /// A meter that counts nothing: for sources made without one (tests, tools).

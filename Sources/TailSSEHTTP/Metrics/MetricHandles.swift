@@ -7,10 +7,12 @@ final class SourceMetrics: SourceMeter {
     static let eventsSent = "tailsse_source_events_sent_total"
     static let bytesSent = "tailsse_source_bytes_sent_total"
     static let clients = "tailsse_source_clients"
+    static let pushedClients = "tailsse_source_pushed_clients"
     static let following = "tailsse_source_following"
     static let resumes = "tailsse_source_resumes_total"
     static let resets = "tailsse_source_resets_total"
     static let catchUpReads = "tailsse_source_catch_up_reads_total"
+    static let pushFallbacks = "tailsse_source_push_fallbacks_total"
 
     private let linesReadCounter: Counter
     private let eventsSentCounter: Counter
@@ -18,7 +20,9 @@ final class SourceMetrics: SourceMeter {
     private let resumesCounter: Counter
     private let resetsCounter: Counter
     private let catchUpReadsCounter: Counter
+    private let pushFallbacksCounter: Counter
     private let clients: Gauge
+    private let pushedClients: Gauge
     private let following: Gauge
 
     init(source: String, factory: any MetricsFactory) {
@@ -29,7 +33,9 @@ final class SourceMetrics: SourceMeter {
         resumesCounter = Counter(label: Self.resumes, dimensions: dimensions, factory: factory)
         resetsCounter = Counter(label: Self.resets, dimensions: dimensions, factory: factory)
         catchUpReadsCounter = Counter(label: Self.catchUpReads, dimensions: dimensions, factory: factory)
+        pushFallbacksCounter = Counter(label: Self.pushFallbacks, dimensions: dimensions, factory: factory)
         clients = Gauge(label: Self.clients, dimensions: dimensions, factory: factory)
+        pushedClients = Gauge(label: Self.pushedClients, dimensions: dimensions, factory: factory)
         following = Gauge(label: Self.following, dimensions: dimensions, factory: factory)
     }
 
@@ -45,10 +51,12 @@ final class SourceMetrics: SourceMeter {
     func resumed() { resumesCounter.increment() }
     func reset() { resetsCounter.increment() }
     func caughtUp() { catchUpReadsCounter.increment() }
+    func leftPush() { pushFallbacksCounter.increment() }
 
     /// Sets the gauges, at scrape time.
-    func show(clients count: Int, following isFollowing: Bool) {
+    func show(clients count: Int, pushed: Int, following isFollowing: Bool) {
         clients.record(count)
+        pushedClients.record(pushed)
         following.record(isFollowing ? 1 : 0)
     }
 }

@@ -46,10 +46,10 @@ public final class TailSSEMetrics: Sendable {
     func exposition(sources current: [any ManagedSource], connections: Int, streams: Int, grant: AccessGrant) async -> String {
         let served = Set(current.map(\.name))
         for source in current {
-            sourceMetrics(named: source.name).show(clients: source.clientCount, following: source.isFollowing)
+            sourceMetrics(named: source.name).show(clients: source.clientCount, pushed: source.pushedClientCount, following: source.isFollowing)
         }
         for (name, metrics) in self.sources.withLock({ $0 }) where !served.contains(name) {
-            metrics.show(clients: 0, following: false)
+            metrics.show(clients: 0, pushed: 0, following: false)
         }
         server.show(connections: connections, streams: streams)
         if let process = await ProcessFigures.current() {
@@ -64,10 +64,12 @@ public final class TailSSEMetrics: Sendable {
         SourceMetrics.eventsSent: "Events of the source written to clients.",
         SourceMetrics.bytesSent: "Bytes of the source's events written to clients (stream preambles and heartbeats not included).",
         SourceMetrics.clients: "Clients streaming the source now.",
+        SourceMetrics.pushedClients: "Of those, clients at the live end whose new events are pushed to them (no task of their own running).",
         SourceMetrics.following: "Whether the source is being followed (1) or not (0).",
         SourceMetrics.resumes: "Streams that resumed exactly where the client's last event id said.",
         SourceMetrics.resets: "Reset events: a stream could not go on from where its client stood (unknown id, data no longer kept).",
         SourceMetrics.catchUpReads: "Reads of the source by clients behind what the shared buffer holds.",
+        SourceMetrics.pushFallbacks: "Times a client whose events were pushed to it stopped taking them as fast and went on at its own pace.",
         ServerMetrics.connectionsName: "Connections open now.",
         ServerMetrics.streamsName: "Streams open now.",
         ServerMetrics.refusedName: "Connections accepted past a connection limit (their requests are answered 503), by limit.",

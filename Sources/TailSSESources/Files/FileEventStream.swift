@@ -31,6 +31,11 @@ final class FileEventStream: EventStream {
 
     func stop() { cursor.stop() }
 
+    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn? {
+        guard encoder.sharesBytes else { return nil }
+        return await cursor.followLive(target, encoder: encoder, meter: meter).map(LivePushReturn.init)
+    }
+
     /// The id of the stream's position. At its start that is the id it resumed from (the id of a
     /// position in a file whose descriptor was let go, for one, cannot be computed without it).
     func currentID() async -> String? {

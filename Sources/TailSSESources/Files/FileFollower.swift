@@ -193,11 +193,13 @@ final class FileFollower {
     /// `check`: the ``PositionCheck`` at the last record's end.
     private func commit(_ records: [LogRecord<FilePosition>], check: UInt32) {
         guard let last = records.last else { return }
-        source.log.append(records)
+        // Committed before they are appended (and pushed): a client that was sent a line and asks
+        // for the tail next starts after that line.
         source.table.withLock {
             $0.committedEnd = last.to.offset
             $0.committedCheck = check
         }
+        source.log.append(records)
         source.meter.read(lines: records.count)
     }
 

@@ -78,6 +78,7 @@ public final class FileSource: ManagedSource {
 
     public var isFollowing: Bool { following.load(ordering: .relaxed) }
     public var clientCount: Int { streams.load(ordering: .relaxed) }
+    public var pushedClientCount: Int { log.push.memberCount }
     public var bytesAppended: UInt64 { log.bytesAppended }
 
     /// Why the file is not being read right now (missing, permission denied), if it is not.

@@ -22,6 +22,11 @@ final class JournalEventStream: EventStream {
 
     func stop() { cursor.stop() }
 
+    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn? {
+        guard encoder.sharesBytes, filter.isEmpty else { return nil }
+        return await cursor.followLive(target, encoder: encoder, meter: meter).map(LivePushReturn.init)
+    }
+
     func currentID() async -> String? {
         cursor.position.cursor
     }

@@ -88,6 +88,7 @@ public final class JournalSource: ManagedSource {
     private let pollingNote = Mutex<String?>(nil)
     func setNotice(_ notice: String?) { pollingNote.withLock { $0 = notice } }
     public var clientCount: Int { streams.load(ordering: .relaxed) }
+    public var pushedClientCount: Int { log.push.memberCount }
     public var bytesAppended: UInt64 { log.bytesAppended }
     func setFollowing(_ value: Bool) { following.store(value, ordering: .relaxed) }
     func streamEnded() { streams.subtract(1, ordering: .relaxed) }

@@ -1,0 +1,254 @@
+public import NIOCore
+import Synchronization
+
+/// Where live events are pushed for one client: its connection, written on the thread (event loop)
+/// that owns it.
+///
+/// ``LivePush`` calls ``run(_:)`` from any thread; ``isWritable``, ``write(_:)`` and ``flush()``
+/// only inside a job it runs.
+public protocol PushTarget: AnyObject, Sendable {
+    /// The thread that writes to this target: one job per batch writes to every target of a lane.
+    var lane: ObjectIdentifier { get }
+    /// Runs `job` on the lane, after the jobs given before it.
+    func run(_ job: @escaping @Sendable () -> Void)
+    /// Whether the connection takes more bytes now without queueing them beyond its limit.
+    var isWritable: Bool { get }
+    func write(_ bytes: ByteBuffer)
+    func flush()
+}
+
+/// Why the client left the push path.
+public enum LivePushExit: Sendable, Equatable {
+    /// Its connection would queue more than it takes: it continues on its own, writing at the
+    /// pace its client reads.
+    case notWritable
+    /// The log's periodic tick: time for the client's own heartbeat and bookkeeping.
+    case tick
+    /// The log closed (the source ended).
+    case closed
+    /// The client's stream stopped, or its task was cancelled.
+    case stopped
+}
+
+/// How a client's time on the push path ended, and what it was sent there.
+public struct LivePushOutcome<Position: Sendable>: Sendable {
+    public var reason: LivePushExit
+    /// The last record written to the client (or where it joined) and the position after it.
+    public var sequence: UInt64
+    public var position: Position
+    /// Bytes written on the push path.
+    public var bytes: Int
+    /// When the last bytes were written, if any were.
+    public var lastWrite: ContinuousClock.Instant?
+}
+
+/// The live end of an ``EventLog`` pushed to its up-to-date clients: each new record is encoded
+/// once per format and the same bytes are written to every client of a lane (an event loop) by
+/// one job per batch, which flushes each connection once. No client task runs while its client is
+/// on the push path.
+///
+/// A client joins at the sequence it has sent up to (``follow(_:encoder:)``) and
+/// leaves when its connection stops taking bytes, at every tick, when the log closes, or when it
+/// stops; it then continues from exactly where the push left it.
+public final class LivePush<Position: Hashable & Sendable>: Sendable {
+    /// One client on the push path. Its progress is touched only on its lane (and before it joins).
+    final class Member: @unchecked Sendable {
+        let target: any PushTarget
+        let format: StreamFormat
+        let meter: (any SourceMeter)?
+        let stopRequested = Atomic<Bool>(false)
+        private(set) var continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>?
+        var sequence: UInt64
+        var position: Position
+        var bytes = 0
+        var lastWrite: ContinuousClock.Instant?
+
+        init(target: any PushTarget, format: StreamFormat, meter: (any SourceMeter)?, sequence: UInt64, position: Position) {
+            self.target = target
+            self.format = format
+            self.meter = meter
+            self.sequence = sequence
+            self.position = position
+        }
+
+        func wait(_ continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>) { self.continuation = continuation }
+
+        /// Resumes the client's task (once).
+        func leave(_ reason: LivePushExit) {
+            guard let continuation else { return }
+            self.continuation = nil
+            continuation.resume(returning: LivePushOutcome(reason: reason, sequence: sequence, position: position, bytes: bytes, lastWrite: lastWrite))
+        }
+    }
+
+    /// A published record: its bytes per format (`nil`: not written in that format).
+    struct Pushed: Sendable {
+        var sequence: UInt64
+        var to: Position
+        var forms: [ByteBuffer?]
+        var counts: [Int]
+    }
+
+    private struct Lane {
+        var target: any PushTarget
+        var members: [ObjectIdentifier: Member] = [:]
+    }
+
+    private struct State {
+        var published: UInt64 = 0
+        var lanes: [ObjectIdentifier: Lane] = [:]
+        var encoders: [StreamFormat: (encoder: EventEncoder, members: Int)] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Pushes the live events to `target` from after `sequence` (the last record the client has,
+    /// `position` after it) until the client leaves; `nil` at once when it cannot join: records
+    /// after `sequence` are already out (read them first), the log is closed, or the client stopped.
+    ///
+    /// `encoder` makes the bytes of its format (no grep, not framed); the member's meter counts
+    /// what is sent (once per batch and lane).
+    func follow(_ member: Member, encoder: EventEncoder) async -> LivePushOutcome<Position>? {
+        let key = ObjectIdentifier(member)
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>) in
+                member.wait(continuation)
+                let joined = state.withLock { state -> Bool in
+                    guard !state.closed, !member.stopRequested.load(ordering: .acquiring), member.sequence >= state.published else { return false }
+                    let lane = member.target.lane
+                    state.lanes[lane, default: Lane(target: member.target)].members[key] = member
+                    state.encoders[member.format, default: (encoder, 0)].members += 1
+                    return true
+                }
+                if !joined { continuation.resume(returning: nil) }
+            }
+        } onCancel: {
+            remove(member)
+        }
+    }
+
+    /// Makes `member` leave (its stream stopped); it resumes with ``LivePushExit/stopped``.
+    func remove(_ member: Member) {
+        member.stopRequested.store(true, ordering: .releasing)
+        if take(member) { member.target.run { member.leave(.stopped) } }
+    }
+
+    /// Removes `member` from its lane; `false` when it was not there.
+    private func take(_ member: Member) -> Bool {
+        state.withLock { state in
+            let lane = member.target.lane
+            guard state.lanes[lane]?.members.removeValue(forKey: ObjectIdentifier(member)) != nil else { return false }
+            if state.lanes[lane]?.members.isEmpty == true { state.lanes[lane] = nil }
+            if let entry = state.encoders[member.format] {
+                state.encoders[member.format] = entry.members > 1 ? (entry.encoder, entry.members - 1) : nil
+            }
+            return true
+        }
+    }
+
+    /// Pushes appended records (in sequence order, from the log's one appender).
+    func publish(_ records: [LogRecord<Position>]) {
+        guard let last = records.last else { return }
+        state.withLock { state in
+            state.published = last.sequence
+            guard !state.lanes.isEmpty, !state.closed else { return }
+            let encoders = state.encoders
+            let batch: [Pushed] = records.map { record in
+                var forms: [ByteBuffer?] = [nil, nil, nil]
+                var counts = [0, 0, 0]
+                if let event = record.event {
+                    for (format, entry) in encoders {
+                        let index = format.formIndex
+                        guard entry.encoder.writes(event.kind) else { continue }
+                        var bytes = ByteBufferAllocator().buffer(capacity: 0)
+                        entry.encoder.encode(record, into: &bytes)
+                        if bytes.readableBytes > 0 {
+                            forms[index] = bytes
+                            counts[index] = 1
+                        }
+                    }
+                }
+                return Pushed(sequence: record.sequence, to: record.to, forms: forms, counts: counts)
+            }
+            for lane in state.lanes.values {
+                let members = Array(lane.members.values)
+                lane.target.run { [self] in deliver(batch, to: members) }
+            }
+        }
+    }
+
+    /// On the lane: writes the batch to every member that is still on it and takes bytes; one
+    /// that does not is let go.
+    private func deliver(_ batch: [Pushed], to members: [Member]) {
+        guard let newest = batch.last?.sequence else { return }
+        let now = ContinuousClock.now
+        var sent: (events: Int, bytes: Int) = (0, 0)
+        for member in members where member.sequence < newest {
+            guard member.continuation != nil else { continue }
+            guard member.target.isWritable else {
+                if take(member) { member.leave(.notWritable) }
+                continue
+            }
+            let index = member.format.formIndex
+            var bytes = 0
+            var events = 0
+            for pushed in batch where pushed.sequence > member.sequence {
+                if let form = pushed.forms[index] {
+                    member.target.write(form)
+                    bytes += form.readableBytes
+                    events += pushed.counts[index]
+                }
+                member.sequence = pushed.sequence
+                member.position = pushed.to
+            }
+            guard bytes > 0 else { continue }
+            member.target.flush()
+            member.bytes += bytes
+            member.lastWrite = now
+            sent.events += events
+            sent.bytes += bytes
+        }
+        if sent.bytes > 0 { members.first?.meter?.sent(events: sent.events, bytes: sent.bytes) }
+    }
+
+    /// Every member leaves with ``LivePushExit/tick``.
+    func tick() {
+        leaveAll(.tick, closing: false)
+    }
+
+    /// Every member leaves with ``LivePushExit/closed``, and none joins again.
+    func close() {
+        leaveAll(.closed, closing: true)
+    }
+
+    private func leaveAll(_ reason: LivePushExit, closing: Bool) {
+        let lanes = state.withLock { state in
+            if closing { state.closed = true }
+            defer {
+                state.lanes = [:]
+                state.encoders = [:]
+            }
+            return Array(state.lanes.values)
+        }
+        for lane in lanes {
+            let members = Array(lane.members.values)
+            lane.target.run { for member in members { member.leave(reason) } }
+        }
+    }
+
+    /// Clients on the push path now.
+    public var memberCount: Int { state.withLock { $0.lanes.values.reduce(0) { $0 + $1.members.count } } }
+}
+
+extension StreamFormat {
+    var formIndex: Int {
+        switch self {
+        case .eventStream: 0
+        case .ndjson: 1
+        case .plainText: 2
+        }
+    }
+}

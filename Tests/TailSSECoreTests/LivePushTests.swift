@@ -1,0 +1,160 @@
+import Dispatch
+import NIOCore
+import Synchronization
+import TailSSECore
+import Testing
+
+/// A connection on a lane (a serial queue standing in for an event loop) that hands every write
+/// to the test through an `AsyncStream`.
+private final class RecordingTarget: PushTarget {
+    let lane: ObjectIdentifier
+    private let queue: DispatchQueue
+    private let writable = Mutex(true)
+    let writes: AsyncStream<ByteBuffer>
+    private let sink: AsyncStream<ByteBuffer>.Continuation
+
+    init(queue: DispatchQueue) {
+        self.queue = queue
+        self.lane = ObjectIdentifier(queue)
+        (writes, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
+    }
+
+    func run(_ job: @escaping @Sendable () -> Void) { queue.async(execute: job) }
+    var isWritable: Bool { writable.withLock { $0 } }
+    func write(_ bytes: ByteBuffer) { sink.yield(bytes) }
+    func flush() {}
+
+    func setWritable(_ value: Bool) { writable.withLock { $0 = value } }
+    /// Runs `body` on the lane after everything queued there before (a barrier for the test).
+    func drain() async { await withCheckedContinuation { continuation in queue.async { continuation.resume() } } }
+}
+
+private typealias Log = EventLog<Int>
+
+private func line(_ n: Int) -> LogRecord<Int> {
+    LogRecord(from: n, to: n + 1, event: .line(Array("line \(n)".utf8), id: "\(n + 1)"))
+}
+
+private let encoder = EventEncoder(format: .eventStream, source: "app")
+
+private func encoded(_ range: Range<Int>) -> String {
+    var buffer = ByteBuffer()
+    for n in range { encoder.encode(.line(Array("line \(n)".utf8), id: "\(n + 1)"), into: &buffer) }
+    return String(buffer: buffer)
+}
+
+/// A cursor that has sent the log's records, so it stands at the live end (the first one appends
+/// the first record).
+private func cursorAtLiveEnd(_ log: Log) async -> SharedLogCursor<Int> {
+    if log.lastSequence == 0 { log.append([line(0)]) }
+    let cursor = SharedLogCursor(log: log, start: 0)
+    var buffer = ByteBuffer()
+    _ = await cursor.next(encoder: encoder, into: &buffer)
+    return cursor
+}
+
+/// Returns once `count` clients are on the push path (or fails after 10 s).
+private func members(_ count: Int, of log: Log) async {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while log.push.memberCount < count {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("\(log.push.memberCount) of \(count) clients joined")
+            return
+        }
+        await Task.yield()
+    }
+}
+
+private func collect(_ target: RecordingTarget, bytes count: Int) async -> String {
+    var text = ""
+    for await write in target.writes {
+        text += String(buffer: write)
+        if text.utf8.count >= count { break }
+    }
+    return text
+}
+
+@Suite struct LivePushTests {
+    @Test func recordsArePushedInOrderToTargetsOnTwoLanesAndATickHandsBackThePosition() async {
+        let log = Log(start: 0)
+        let first = await cursorAtLiveEnd(log)
+        let second = await cursorAtLiveEnd(log)
+        let targets = [RecordingTarget(queue: DispatchQueue(label: "lane-a")), RecordingTarget(queue: DispatchQueue(label: "lane-b"))]
+        let followers = [Task { await first.followLive(targets[0], encoder: encoder, meter: nil) },
+                         Task { await second.followLive(targets[1], encoder: encoder, meter: nil) }]
+        await members(2, of: log)
+        log.append([line(1), line(2)])
+        log.append([line(3)])
+        let expected = encoded(1..<4)
+        #expect(await collect(targets[0], bytes: expected.utf8.count) == expected)
+        #expect(await collect(targets[1], bytes: expected.utf8.count) == expected)
+        log.tick()
+        for follower in followers {
+            let outcome = await follower.value
+            #expect(outcome?.reason == .tick)
+            #expect(outcome?.sequence == 4)
+            #expect(outcome?.position == 4)
+            #expect(outcome?.bytes == expected.utf8.count)
+        }
+        #expect(first.position == 4)
+        #expect(log.push.memberCount == 0)
+    }
+
+    @Test func aCursorBehindThePublishedRecordsCannotJoin() async {
+        let log = Log(start: 0)
+        let cursor = await cursorAtLiveEnd(log)
+        log.append([line(1)])
+        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
+        #expect(await cursor.followLive(target, encoder: encoder, meter: nil) == nil)
+        #expect(log.push.memberCount == 0)
+    }
+
+    @Test func aTargetThatStopsTakingBytesLeavesBeforeTheBatchAndReadsItFromTheLog() async {
+        let log = Log(start: 0)
+        let cursor = await cursorAtLiveEnd(log)
+        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
+        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        await members(1, of: log)
+        log.append([line(1)])
+        let pushed = encoded(1..<2)
+        #expect(await collect(target, bytes: pushed.utf8.count) == pushed)
+        target.setWritable(false)
+        log.append([line(2), line(3)])
+        let outcome = await follower.value
+        #expect(outcome?.reason == .notWritable)
+        #expect(outcome?.sequence == 2)
+        #expect(outcome?.position == 2)
+        var rest = ByteBuffer()
+        _ = await cursor.next(encoder: encoder, into: &rest)
+        #expect(String(buffer: rest) == encoded(2..<4))
+        // Up to date again: it joins again.
+        target.setWritable(true)
+        let again = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        await members(1, of: log)
+        cursor.stop()
+        #expect(await again.value?.reason == .stopped)
+    }
+
+    @Test func closingTheLogMakesMembersLeaveAndRefusesNewOnes() async {
+        let log = Log(start: 0)
+        let cursor = await cursorAtLiveEnd(log)
+        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
+        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        await members(1, of: log)
+        log.close()
+        #expect(await follower.value?.reason == .closed)
+        #expect(await cursor.followLive(target, encoder: encoder, meter: nil) == nil)
+    }
+
+    @Test func cancellingTheFollowerLetsItGo() async {
+        let log = Log(start: 0)
+        let cursor = await cursorAtLiveEnd(log)
+        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
+        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        await members(1, of: log)
+        follower.cancel()
+        #expect(await follower.value?.reason == .stopped)
+        #expect(log.push.memberCount == 0)
+        await target.drain()
+    }
+}

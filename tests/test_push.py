@@ -1,0 +1,143 @@
+"""The live end pushed to up-to-date clients: which clients are pushed, and clients that flip
+between the push path and reading on their own, many times, under a writer at full speed, still
+get every line exactly once and in order."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import threading
+import time
+
+from http_client import LineStream, SSEStream, metric, request
+from server import wait_until
+
+
+def source_metric(port: int, name: str, source: str = "app") -> float:
+    body = request(port, "/metrics").body.decode()
+    match = re.search(rf'^{name}{{source="{source}"}} (\S+)$', body, re.M)
+    assert match, f"no {name} for {source} in {body!r}"
+    return float(match.group(1))
+
+
+def test_up_to_date_clients_are_pushed_each_format_and_filtered_ones_are_not(tailsse, logdir):
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, heartbeat=30)
+    sse = [SSEStream(srv.port, "/sources/app?tail=0") for _ in range(3)]
+    ndjson = LineStream(srv.port, "/sources/app?tail=0", accept="application/x-ndjson")
+    plain = LineStream(srv.port, "/sources/app?tail=0", accept="text/plain")
+    grep = SSEStream(srv.port, "/sources/app?tail=0&grep=7")
+    events = SSEStream(srv.port, "/events?source=app&tail=0")
+    for stream in sse + [grep, events]:
+        stream.wait_ready()
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_clients") == 7, what="seven clients")
+    # The three SSE, the NDJSON and the plain-text clients; not the grep= or /events ones.
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 5, what="five pushed clients")
+
+    lines = [f"{n:05d} " + "é\"\\x" * (n % 7) for n in range(2000)]
+    with open(log, "a") as f:
+        for start in range(0, len(lines), 50):
+            f.write("".join(line + "\n" for line in lines[start:start + 50]))
+            f.flush()
+    for stream in sse:
+        assert [event.json["text"] for event in stream.wait_messages(len(lines))] == lines
+    assert [json.loads(line)["text"] for line in ndjson.wait_lines(len(lines))] == lines
+    assert [line.decode() for line in plain.wait_lines(len(lines))] == lines
+    matching = [line for line in lines if "7" in line]
+    assert [event.json["text"] for event in grep.wait_messages(len(matching))] == matching
+    assert [event.json["text"] for event in events.wait_messages(len(lines))] == lines
+    # Still pushed once the lines are out; what was pushed is counted like any write.
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 5, what="five pushed clients after the lines")
+    # Six clients sent every line (three SSE, NDJSON, plain text, /events), the grep= one its matches.
+    sent = 6 * len(lines) + len(matching)
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_events_sent_total") == sent, what=f"{sent} events counted as sent")
+    for stream in sse + [ndjson, plain, grep, events]:
+        stream.close()
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 0, what="the pushed clients to leave")
+
+
+class BurstyReader(threading.Thread):
+    """An NDJSON client that checks every line's number; a pausing one, on a small receive buffer,
+    stops reading while `reading` is clear, so its connection stops taking bytes while the writer
+    runs, and then reads as fast as it can again."""
+
+    def __init__(self, port: int, total: int, reading: threading.Event | None) -> None:
+        super().__init__(daemon=True)
+        self.stream = LineStream(port, "/sources/app?tail=0", accept="application/x-ndjson", rcvbuf=16384 if reading else None)
+        self.total = total
+        self.reading = reading
+        self.next = 0
+        self.error: str | None = None
+        self.rest = b""
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 240
+        while self.next < self.total and self.error is None and time.monotonic() < deadline:
+            if self.reading is not None:
+                self.reading.wait()
+            data = self.stream.read_some(timeout=0.05)
+            if data is None:
+                continue
+            if data == b"":
+                self.error = f"stream ended after line {self.next}"
+                return
+            lines = (self.rest + data).split(b"\n")
+            self.rest = lines.pop()
+            for line in lines:
+                number = int(json.loads(line)["text"][:8])
+                if number != self.next:
+                    self.error = f"line {self.next} expected, got {number}"
+                    return
+                self.next += 1
+        if self.next < self.total and self.error is None:
+            self.error = f"only {self.next} of {self.total} lines in time"
+
+
+def test_clients_flip_between_push_and_reading_on_their_own_under_a_full_speed_writer(tailsse, logdir):
+    """Rounds: once all six clients are pushed, four stop reading while the writer appends a burst
+    of ~1 MB as fast as it can, in writes of 1 to 1,000 lines; they fall off the push path, read
+    the rest at their own position (from the file: the shared buffer is 256 KiB) and rejoin."""
+    seed = int(os.environ.get("SOAK_SEED", "0") or 0) or random.randrange(1 << 30)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, heartbeat=30, write_timeout=30, shared_buffer_bytes=256 << 10)
+    rounds = 15
+    bursts = [rng.randrange(10_000, 20_000) for _ in range(rounds)]
+    total = sum(bursts)
+    reading = threading.Event()
+    reading.set()
+    readers = [BurstyReader(srv.port, total, reading if n >= 2 else None) for n in range(6)]
+    for reader in readers:
+        reader.start()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        written = 0
+        for burst in bursts:
+            wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 6 or any(r.error for r in readers),
+                       timeout=60, what="all six clients pushed")
+            reading.clear()
+            end = written + burst
+            while written < end:
+                count = min(end - written, rng.choice([1, 10, 100, 1000]))
+                os.write(fd, b"".join(b"%08d %s\n" % (n, b"x" * rng.randrange(0, 150)) for n in range(written, written + count)))
+                written += count
+            reading.set()
+    finally:
+        reading.set()
+        os.close(fd)
+    for reader in readers:
+        reader.join(240)
+    errors = [f"reader {n}: {reader.error}" for n, reader in enumerate(readers) if reader.error]
+    assert not errors, errors
+    fallbacks = source_metric(srv.port, "tailsse_source_push_fallbacks_total")
+    print(f"{total} lines; fall-backs from the push path: {fallbacks:.0f}, catch-up reads: {source_metric(srv.port, 'tailsse_source_catch_up_reads_total'):.0f}")
+    # Each round four clients were pushed when they stopped reading; some fell off the push path
+    # (others had the burst taken by their socket buffers).
+    assert fallbacks >= rounds, fallbacks
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 6, what="every client pushed again at the end")
+    assert metric(srv.port, "tailsse_streams") == 6
