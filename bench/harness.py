@@ -178,8 +178,9 @@ class Server:
     LISTENING = re.compile(r"listening on http://([^/\s]+)/")
 
     def __init__(self, binary: str, files: dict[str, str | Path], workdir: Path, extra: list[str] | None = None,
-                 wrapper: list[str] | None = None):
+                 wrapper: list[str] | None = None, env: dict[str, str] | None = None):
         self.binary = binary
+        self.env = {**os.environ, **env} if env else None
         self.wrapper = wrapper or []  # a command that execs the server, e.g. nsenter (same pid)
         self.files = files
         self.log_path = workdir / f"tailsse-{time.monotonic_ns()}.log"
@@ -197,7 +198,7 @@ class Server:
         self._log = open(self.log_path, "wb")
         self.t_start = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log, cwd=str(REPO_DIR),
-                                     preexec_fn=raise_nofile)
+                                     preexec_fn=raise_nofile, env=self.env)
         ready = threading.Event()
         address: list[str] = []
 
@@ -656,8 +657,10 @@ class Bench:
         return data
 
     def server(self, files: dict[str, str | Path], extra: list[str] | None = None,
-               wrapper: list[str] | None = None) -> Server:
-        return Server(self.binary, files, self.workdir, extra, wrapper)
+               wrapper: list[str] | None = None, push: bool = True) -> Server:
+        """A tailsse; `push=False`: every client reads the live end in its own task (TAILSSE_LIVE_PUSH=off),
+        the path before the push fan-out, to compare with in the same run."""
+        return Server(self.binary, files, self.workdir, extra, wrapper, env=None if push else {"TAILSSE_LIVE_PUSH": "off"})
 
     def runs(self, full: int, smoke: int = 1) -> int:
         if self.runs_override:

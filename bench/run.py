@@ -254,9 +254,9 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
         path.unlink()
         return r
 
-    def tailsse() -> dict:
+    def tailsse(push: bool = True) -> dict:
         path = fresh_file()
-        with bench.server({"live": path}) as server:
+        with bench.server({"live": path}, push=push) as server:
             r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", "/sources/live?tail=0",
                                   "--file", str(path), *common, timeout=seconds + 90)
             r["cpu_s"] = server.cpu_since_start()
@@ -280,11 +280,14 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
                      + (f"Peer: websocketd running `tail -n 0 -F FILE` once per WebSocket client, {clients} "
                         "clients (the same client speaks WebSocket: handshake, then one line per message); its "
                         "CPU and memory are its whole process tree's. " if p.websocketd else "")
+                     + "'tailsse SSE, no push' is the same server with TAILSSE_LIVE_PUSH=off: every client reads "
+                     "the live end in a task of its own (the path before the push fan-out). "
                      + "Every follower must get every line exactly "
                      "once, in order, or the run fails. Percentiles are over all lines × followers; "
                      "'slowest follower' is, per line, the latest of the followers."),
         subjects={"tail -F ×N (peer)": tail_f,
                   **({f"websocketd + tail -F ×N (peer)": websocketd} if p.websocketd else {}),
+                  "tailsse SSE, no push": lambda: tailsse(push=False),
                   "tailsse SSE": tailsse},
         baseline="tail -F ×N (peer)",
         primary=Metric("p99_us", "p99", "ms", **ms),
@@ -628,8 +631,8 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
                     r["ok"] = True
                 return r
 
-            def tailsse(fifo: Path, common=common) -> dict:
-                with bench.server({}, extra=["--journal"], wrapper=ns.enter([])) as server:
+            def tailsse(fifo: Path, common=common, push: bool = True) -> dict:
+                with bench.server({}, extra=["--journal"], wrapper=ns.enter([]), push=push) as server:
                     r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", "/journal?tail=0",
                                           "--file", str(fifo), *common, timeout=seconds + 90)
                     r["cpu_s"] = server.cpu_since_start()
@@ -663,12 +666,15 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
                        f"run), {clients} SSE client{plural} on `/entries?follow&SYSLOG_IDENTIFIER=TAG` with "
                        "`Accept: text/event-stream` (the run's own tag: it starts at the run's first entry); its "
                        "'server peak RSS' is its RSS at the end of the run. " if have_gatewayd else "")
+                    + "'tailsse SSE, no push': the same with TAILSSE_LIVE_PUSH=off (every client reads the live end "
+                    "in a task of its own). "
                     + "Every follower must get every entry exactly once, in order. The latency includes journald's "
                     "own path (stream socket → mmap'ed journal file), the same for all."),
                 subjects={base_name: lambda f=journalctl_f: measure(f),
                           ref_name: lambda f=reference: measure(f),
                           **({f"gatewayd ?follow ×{clients} (peer)": lambda f=gatewayd: measure(f)}
                              if have_gatewayd else {}),
+                          "tailsse SSE, no push": lambda f=tailsse: measure(lambda fifo: f(fifo, push=False)),
                           "tailsse SSE": lambda f=tailsse: measure(f)},
                 baseline=base_name,
                 primary=Metric("p99_us", "p99", "ms", **ms),
@@ -943,10 +949,10 @@ def fanout_file(bench: Bench, p: argparse.Namespace) -> None:
                               seconds=p.fanout_seconds, lines=lines, inst=inotify_instances())
 
     for clients in p.fanout_clients:
-        def tailsse(clients=clients) -> dict:
+        def tailsse(clients=clients, push: bool = True) -> dict:
             path = bench.workdir / f"fanout-{next(counter)}.log"
             path.write_bytes(b"")
-            with bench.server({"fan": path}) as server:
+            with bench.server({"fan": path}, push=push) as server:
                 r = fanout_run(bench, p, server, "/sources/fan?tail=0", path, clients)
             r["shutdown_s"] = server.shutdown_s
             path.unlink()
@@ -966,12 +972,14 @@ def fanout_file(bench: Bench, p: argparse.Namespace) -> None:
             return r
 
         peer = "websocketd + tail -F (peer)" if p.websocketd and clients in p.fanout_peer_clients else None
-        subjects = {**({peer: websocketd} if peer else {}), "tailsse SSE": tailsse}
+        subjects = {**({peer: websocketd} if peer else {}), "tailsse SSE, no push": lambda f=tailsse: f(push=False),
+                    "tailsse SSE": tailsse}
         fanout_compare(bench, p, "file", clients, subjects, peer,
                        f"tailsse: {clients:,} SSE clients on `/sources/NAME?tail=0` of one file (fresh server and "
                        "file per run)." + (f" Peer: websocketd running `tail -n 0 -F FILE` per WebSocket client "
                                            f"({clients:,} clients, so {clients:,} `tail` processes)." if peer else "")
-                       + " " + text)
+                       + " 'tailsse SSE, no push': the same with TAILSSE_LIVE_PUSH=off (every client reads the live "
+                       "end in a task of its own). " + text)
 
 
 @case("fanout-journal")
@@ -1000,8 +1008,8 @@ def fanout_journal(bench: Bench, p: argparse.Namespace) -> None:
             return r
 
         for clients in p.fanout_clients:
-            def tailsse(fifo: Path, tag: str, clients=clients) -> dict:
-                with bench.server({}, extra=["--journal"], wrapper=ns.enter([])) as server:
+            def tailsse(fifo: Path, tag: str, clients=clients, push: bool = True) -> dict:
+                with bench.server({}, extra=["--journal"], wrapper=ns.enter([]), push=push) as server:
                     r = fanout_run(bench, p, server, "/journal?tail=0", fifo, clients)
                 r["shutdown_s"] = server.shutdown_s
                 return r
@@ -1018,6 +1026,7 @@ def fanout_journal(bench: Bench, p: argparse.Namespace) -> None:
             # (In the smoke run gatewayd is left out here: journal-live's smoke run has it already.)
             peer = "gatewayd ?follow (peer)" if clients in p.fanout_peer_clients and not bench.smoke else None
             subjects = {**({peer: lambda f=gatewayd: with_producer(f)} if peer else {}),
+                        "tailsse SSE, no push": lambda f=tailsse: with_producer(lambda fifo, tag: f(fifo, tag, push=False)),
                         "tailsse SSE": lambda f=tailsse: with_producer(f)}
             fanout_compare(bench, p, "journal", clients, subjects, peer,
                            "A real journald (standalone, private mount namespace, as in journal-live); the lines "

@@ -44,11 +44,12 @@ def test_everything_is_served_under_the_base_path(tailsse, app_log):
     last = stream.messages()[-1].id
     stream.close()
     append(app_log, "four\n")
-    multiplexed = SSEStream(srv.port, "/logs/events?source=app&app.tail=0")
-    multiplexed.wait_ready()
     resumed = SSEStream(srv.port, "/logs/sources/app", last_event_id=last)
     assert resumed.wait_messages(1)[0].json["text"] == "four"
     resumed.close()
+    # Opened once "four" was sent, so its tail starts after it.
+    multiplexed = SSEStream(srv.port, "/logs/events?source=app&app.tail=0")
+    multiplexed.wait_ready()
     append(app_log, "five\n")
     assert multiplexed.wait_messages(1)[0].json["text"] == "five"
     multiplexed.close()
