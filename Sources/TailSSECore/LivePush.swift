@@ -22,8 +22,6 @@ public enum LivePushExit: Sendable, Equatable {
     /// Its connection would queue more than it takes: it continues on its own, writing at the
     /// pace its client reads.
     case notWritable
-    /// The log's periodic tick: time for the client's own heartbeat and bookkeeping.
-    case tick
     /// The log closed (the source ended).
     case closed
     /// The client's stream stopped, or its task was cancelled.
@@ -38,8 +36,21 @@ public struct LivePushOutcome<Position: Sendable>: Sendable {
     public var position: Position
     /// Bytes written on the push path.
     public var bytes: Int
-    /// When the last bytes were written, if any were.
-    public var lastWrite: ContinuousClock.Instant?
+    /// When the last bytes were written (or the client joined quiet since then).
+    public var lastWrite: ContinuousClock.Instant
+}
+
+/// When a pushed client that got nothing for a while is sent a heartbeat (at the log's ticks).
+public struct PushHeartbeat: Sendable {
+    /// How long the connection may stay quiet before a tick sends a heartbeat.
+    public var after: Duration
+    /// When the connection last sent something.
+    public var quietSince: ContinuousClock.Instant
+
+    public init(after: Duration, quietSince: ContinuousClock.Instant) {
+        self.after = after
+        self.quietSince = quietSince
+    }
 }
 
 /// The live end of an ``EventLog`` pushed to its up-to-date clients: each new record is encoded
@@ -48,27 +59,44 @@ public struct LivePushOutcome<Position: Sendable>: Sendable {
 /// on the push path.
 ///
 /// A client joins at the sequence it has sent up to (``follow(_:encoder:)``) and
-/// leaves when its connection stops taking bytes, at every tick, when the log closes, or when it
-/// stops; it then continues from exactly where the push left it.
+/// leaves when its connection stops taking bytes, when the log closes, or when it stops; it then
+/// continues from exactly where the push left it. At the log's ticks, quiet members get their
+/// heartbeat here.
 public final class LivePush<Position: Hashable & Sendable>: Sendable {
     /// One client on the push path. Its progress is touched only on its lane (and before it joins).
     final class Member: @unchecked Sendable {
         let target: any PushTarget
         let format: StreamFormat
         let meter: (any SourceMeter)?
+        let heartbeat: (bytes: ByteBuffer, after: Duration)?
         let stopRequested = Atomic<Bool>(false)
         private(set) var continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>?
         var sequence: UInt64
         var position: Position
         var bytes = 0
-        var lastWrite: ContinuousClock.Instant?
+        var lastWrite: ContinuousClock.Instant
 
-        init(target: any PushTarget, format: StreamFormat, meter: (any SourceMeter)?, sequence: UInt64, position: Position) {
+        init(
+            target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?, heartbeat: PushHeartbeat, sequence: UInt64, position: Position
+        ) {
             self.target = target
-            self.format = format
+            self.format = encoder.format
             self.meter = meter
+            var beat = ByteBuffer()
+            encoder.heartbeat(into: &beat)
+            self.heartbeat = beat.readableBytes > 0 ? (beat, heartbeat.after) : nil
+            self.lastWrite = heartbeat.quietSince
             self.sequence = sequence
             self.position = position
+        }
+
+        /// On the lane: a heartbeat when the connection has been quiet for long enough.
+        func beatIfQuiet(now: ContinuousClock.Instant) {
+            guard continuation != nil, let heartbeat, now - lastWrite >= heartbeat.after, target.isWritable else { return }
+            target.write(heartbeat.bytes)
+            target.flush()
+            bytes += heartbeat.bytes.readableBytes
+            lastWrite = now
         }
 
         func wait(_ continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>) { self.continuation = continuation }
@@ -89,9 +117,14 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         var counts: [Int]
     }
 
+    /// The members of one event loop, and the records published for them that its job has not
+    /// taken yet: records published while a job is pending join it, so under load each write
+    /// carries more records instead of jobs queueing up.
     private struct Lane {
         var target: any PushTarget
         var members: [ObjectIdentifier: Member] = [:]
+        var pending: [Pushed] = []
+        var scheduled = false
     }
 
     private struct State {
@@ -173,11 +206,28 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
                 }
                 return Pushed(sequence: record.sequence, to: record.to, forms: forms, counts: counts)
             }
-            for lane in state.lanes.values {
-                let members = Array(lane.members.values)
-                lane.target.run { [self] in deliver(batch, to: members) }
+            for key in Array(state.lanes.keys) {
+                state.lanes[key]?.pending.append(contentsOf: batch)
+                guard let lane = state.lanes[key], !lane.scheduled else { continue }
+                state.lanes[key]?.scheduled = true
+                lane.target.run { [self] in drain(lane: key) }
             }
         }
+    }
+
+    /// On the lane: writes what was published since the last job to the lane's members.
+    private func drain(lane key: ObjectIdentifier) {
+        let taken: ([Pushed], [Member])? = state.withLock { state in
+            guard var lane = state.lanes[key] else { return nil }
+            defer {
+                lane.pending = []
+                lane.scheduled = false
+                state.lanes[key] = lane
+            }
+            return (lane.pending, Array(lane.members.values))
+        }
+        guard let (batch, members) = taken else { return }
+        deliver(batch, to: members)
     }
 
     /// On the lane: writes the batch to every member that is still on it and takes bytes; one
@@ -214,19 +264,20 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         if sent.bytes > 0 { members.first?.meter?.sent(events: sent.events, bytes: sent.bytes) }
     }
 
-    /// Every member leaves with ``LivePushExit/tick``.
+    /// Sends a heartbeat to every member quiet for longer than its heartbeat interval.
     func tick() {
-        leaveAll(.tick, closing: false)
+        let lanes = state.withLock { Array($0.lanes.values) }
+        let now = ContinuousClock.now
+        for lane in lanes {
+            let members = Array(lane.members.values)
+            lane.target.run { for member in members { member.beatIfQuiet(now: now) } }
+        }
     }
 
     /// Every member leaves with ``LivePushExit/closed``, and none joins again.
     func close() {
-        leaveAll(.closed, closing: true)
-    }
-
-    private func leaveAll(_ reason: LivePushExit, closing: Bool) {
         let lanes = state.withLock { state in
-            if closing { state.closed = true }
+            state.closed = true
             defer {
                 state.lanes = [:]
                 state.encoders = [:]
@@ -235,7 +286,7 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         }
         for lane in lanes {
             let members = Array(lane.members.values)
-            lane.target.run { for member in members { member.leave(reason) } }
+            lane.target.run { for member in members { member.leave(.closed) } }
         }
     }
 

@@ -57,16 +57,17 @@ public protocol EventStream: AnyObject, Sendable {
     func currentID() async -> String?
     /// Hands the stream's live delivery to its source's ``LivePush`` while the stream is at the
     /// live end: writes go straight to `target`, and this returns when the stream continues on its
-    /// own (what was pushed counts in `meter`). `nil` at once when the stream cannot be pushed now
-    /// (behind, filtered, or not a single source's stream).
-    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn?
+    /// own (what was pushed counts in `meter`; a quiet connection gets its heartbeat there). `nil`
+    /// at once when the stream cannot be pushed now (behind, filtered, or not a single source's
+    /// stream).
+    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn?
 }
 
-/// What a stream that left the push path was sent there (``EventStream/followLive(_:meter:)``).
+/// What a stream that left the push path was sent there (``EventStream/followLive(_:meter:heartbeat:)``).
 public struct LivePushReturn: Sendable {
     public var reason: LivePushExit
     public var bytes: Int
-    public var lastWrite: ContinuousClock.Instant?
+    public var lastWrite: ContinuousClock.Instant
 
     public init<Position>(_ outcome: LivePushOutcome<Position>) {
         self.reason = outcome.reason
@@ -77,7 +78,7 @@ public struct LivePushReturn: Sendable {
 
 extension EventStream {
     public func currentID() async -> String? { nil }
-    public func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn? { nil }
+    public func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? { nil }
 }
 
 extension LogSource {

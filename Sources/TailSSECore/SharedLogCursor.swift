@@ -60,10 +60,14 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
     /// it cannot join (it is not at the live end, has events pending, or stopped).
     ///
     /// `encoder` must share its bytes (no grep, not framed); `meter` counts what is pushed.
-    public func followLive(_ target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?) async -> LivePushOutcome<Position>? {
+    public func followLive(
+        _ target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?, heartbeat: PushHeartbeat
+    ) async -> LivePushOutcome<Position>? {
         let member: LivePush<Position>.Member? = state.withLock { state in
             guard !state.stopped, state.pending.isEmpty, let sequence = state.sequence else { return nil }
-            let member = LivePush<Position>.Member(target: target, format: encoder.format, meter: meter, sequence: sequence, position: state.position)
+            let member = LivePush<Position>.Member(
+                target: target, encoder: encoder, meter: meter, heartbeat: heartbeat, sequence: sequence, position: state.position
+            )
             state.pushed = member
             return member
         }

@@ -35,7 +35,7 @@ struct StreamResponder: Sendable {
     /// sends of each source is counted through `meters` (whose tallies `open`'s encoders count in).
     /// `sendsProgressIDs`: a heartbeat is an SSE event with the stream's current id and no data
     /// (a `grep=` stream: the client's resume id moves past the lines left out, and no event fires).
-    /// `push`: where the stream's live end may be pushed (``EventStream/followLive(_:meter:)``).
+    /// `push`: where the stream's live end may be pushed (``EventStream/followLive(_:meter:heartbeat:)``).
     func response(
         label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters, sendsProgressIDs: Bool = false,
         push: (any PushTarget)? = nil, open: @escaping @Sendable () async -> any EventStream
@@ -104,15 +104,13 @@ struct StreamResponder: Sendable {
         if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
         var lastWrite = ContinuousClock.now
         while true {
-            if let push, let pushed = await stream.followLive(push, meter: meters.meters.first) {
+            if let push, let pushed = await stream.followLive(
+                push, meter: meters.meters.first, heartbeat: PushHeartbeat(after: settings.heartbeat / 2, quietSince: lastWrite)
+            ) {
                 connection.sent(bytes: pushed.bytes)
                 try Task.checkCancellation()
-                if let last = pushed.lastWrite { lastWrite = last }
+                lastWrite = pushed.lastWrite
                 if pushed.reason == .notWritable { meters.meters.first?.leftPush() }
-                guard pushed.reason == .tick, ContinuousClock.now - lastWrite >= settings.heartbeat / 2 else { continue }
-                await beat(stream, encoder: encoder, progressID: sendsProgressIDs, into: &buffer)
-                if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
-                lastWrite = .now
                 continue
             }
             let step = try await stream.next(into: &buffer)

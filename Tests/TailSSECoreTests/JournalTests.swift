@@ -194,5 +194,10 @@ struct FanOutPacingTests {
         #expect(FanOutPacing.pauseMicroseconds(clients: 10_000) == FanOutPacing.maximumMicroseconds)
         let pauses = (0...1000).map { FanOutPacing.pauseMicroseconds(clients: $0) }
         #expect(zip(pauses, pauses.dropFirst()).allSatisfy { $0 <= $1 })
+        // Pushed clients cost a write, not a wake-up.
+        #expect(FanOutPacing.pauseMicroseconds(clients: 100, pushed: 100) == 2_000)
+        #expect(FanOutPacing.pauseMicroseconds(clients: 100, pushed: 50) == 3_000)
+        #expect(FanOutPacing.pauseMicroseconds(clients: 5, pushed: 5) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(clients: 10_000, pushed: 10_000) == FanOutPacing.maximumMicroseconds)
     }
 }

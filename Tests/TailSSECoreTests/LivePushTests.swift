@@ -36,6 +36,8 @@ private func line(_ n: Int) -> LogRecord<Int> {
 }
 
 private let encoder = EventEncoder(format: .eventStream, source: "app")
+/// No heartbeat within a test.
+private let quiet = PushHeartbeat(after: .seconds(3600), quietSince: .now)
 
 private func encoded(_ range: Range<Int>) -> String {
     var buffer = ByteBuffer()
@@ -75,23 +77,24 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
 }
 
 @Suite struct LivePushTests {
-    @Test func recordsArePushedInOrderToTargetsOnTwoLanesAndATickHandsBackThePosition() async {
+    @Test func recordsArePushedInOrderToTargetsOnTwoLanesAndLeavingHandsBackThePosition() async {
         let log = Log(start: 0)
         let first = await cursorAtLiveEnd(log)
         let second = await cursorAtLiveEnd(log)
         let targets = [RecordingTarget(queue: DispatchQueue(label: "lane-a")), RecordingTarget(queue: DispatchQueue(label: "lane-b"))]
-        let followers = [Task { await first.followLive(targets[0], encoder: encoder, meter: nil) },
-                         Task { await second.followLive(targets[1], encoder: encoder, meter: nil) }]
+        let followers = [Task { await first.followLive(targets[0], encoder: encoder, meter: nil, heartbeat: quiet) },
+                         Task { await second.followLive(targets[1], encoder: encoder, meter: nil, heartbeat: quiet) }]
         await members(2, of: log)
         log.append([line(1), line(2)])
         log.append([line(3)])
         let expected = encoded(1..<4)
         #expect(await collect(targets[0], bytes: expected.utf8.count) == expected)
         #expect(await collect(targets[1], bytes: expected.utf8.count) == expected)
-        log.tick()
+        first.stop()
+        second.stop()
         for follower in followers {
             let outcome = await follower.value
-            #expect(outcome?.reason == .tick)
+            #expect(outcome?.reason == .stopped)
             #expect(outcome?.sequence == 4)
             #expect(outcome?.position == 4)
             #expect(outcome?.bytes == expected.utf8.count)
@@ -100,12 +103,29 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
         #expect(log.push.memberCount == 0)
     }
 
+    @Test func aQuietMemberGetsItsHeartbeatAtATickAndStays() async {
+        let log = Log(start: 0)
+        let cursor = await cursorAtLiveEnd(log)
+        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
+        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: PushHeartbeat(after: .zero, quietSince: .now)) }
+        await members(1, of: log)
+        log.tick()
+        #expect(await collect(target, bytes: 3) == ":\n\n")
+        #expect(log.push.memberCount == 1)
+        log.append([line(1)])
+        let pushed = encoded(1..<2)
+        #expect(await collect(target, bytes: pushed.utf8.count) == pushed)
+        cursor.stop()
+        let outcome = await follower.value
+        #expect(outcome?.bytes == 3 + pushed.utf8.count)
+    }
+
     @Test func aCursorBehindThePublishedRecordsCannotJoin() async {
         let log = Log(start: 0)
         let cursor = await cursorAtLiveEnd(log)
         log.append([line(1)])
         let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        #expect(await cursor.followLive(target, encoder: encoder, meter: nil) == nil)
+        #expect(await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) == nil)
         #expect(log.push.memberCount == 0)
     }
 
@@ -113,7 +133,7 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
         let log = Log(start: 0)
         let cursor = await cursorAtLiveEnd(log)
         let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) }
         await members(1, of: log)
         log.append([line(1)])
         let pushed = encoded(1..<2)
@@ -129,7 +149,7 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
         #expect(String(buffer: rest) == encoded(2..<4))
         // Up to date again: it joins again.
         target.setWritable(true)
-        let again = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        let again = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) }
         await members(1, of: log)
         cursor.stop()
         #expect(await again.value?.reason == .stopped)
@@ -139,18 +159,18 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
         let log = Log(start: 0)
         let cursor = await cursorAtLiveEnd(log)
         let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) }
         await members(1, of: log)
         log.close()
         #expect(await follower.value?.reason == .closed)
-        #expect(await cursor.followLive(target, encoder: encoder, meter: nil) == nil)
+        #expect(await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) == nil)
     }
 
     @Test func cancellingTheFollowerLetsItGo() async {
         let log = Log(start: 0)
         let cursor = await cursorAtLiveEnd(log)
         let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil) }
+        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) }
         await members(1, of: log)
         follower.cancel()
         #expect(await follower.value?.reason == .stopped)

@@ -31,9 +31,9 @@ final class FileEventStream: EventStream {
 
     func stop() { cursor.stop() }
 
-    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn? {
+    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? {
         guard encoder.sharesBytes else { return nil }
-        return await cursor.followLive(target, encoder: encoder, meter: meter).map(LivePushReturn.init)
+        return await cursor.followLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat).map(LivePushReturn.init)
     }
 
     /// The id of the stream's position. At its start that is the id it resumed from (the id of a

@@ -22,9 +22,9 @@ final class JournalEventStream: EventStream {
 
     func stop() { cursor.stop() }
 
-    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?) async -> LivePushReturn? {
+    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? {
         guard encoder.sharesBytes, filter.isEmpty else { return nil }
-        return await cursor.followLive(target, encoder: encoder, meter: meter).map(LivePushReturn.init)
+        return await cursor.followLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat).map(LivePushReturn.init)
     }
 
     func currentID() async -> String? {
