@@ -76,6 +76,18 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
     return text
 }
 
+/// A cursor at the live end of a new log, on the push path of a target of its own.
+private func pushedCursor(
+    heartbeat: PushHeartbeat = quiet
+) async -> (log: Log, cursor: SharedLogCursor<Int>, target: RecordingTarget, follower: Task<LivePushOutcome<Int>?, Never>) {
+    let log = Log(start: 0)
+    let cursor = await cursorAtLiveEnd(log)
+    let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
+    let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: heartbeat) }
+    await members(1, of: log)
+    return (log, cursor, target, follower)
+}
+
 @Suite struct LivePushTests {
     @Test func recordsArePushedInOrderToTargetsOnTwoLanesAndLeavingHandsBackThePosition() async {
         let log = Log(start: 0)
@@ -104,11 +116,7 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
     }
 
     @Test func aQuietMemberGetsItsHeartbeatAtATickAndStays() async {
-        let log = Log(start: 0)
-        let cursor = await cursorAtLiveEnd(log)
-        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: PushHeartbeat(after: .zero, quietSince: .now)) }
-        await members(1, of: log)
+        let (log, cursor, target, follower) = await pushedCursor(heartbeat: PushHeartbeat(after: .zero, quietSince: .now))
         log.tick()
         #expect(await collect(target, bytes: 3) == ":\n\n")
         #expect(log.push.memberCount == 1)
@@ -130,11 +138,7 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
     }
 
     @Test func aTargetThatStopsTakingBytesLeavesBeforeTheBatchAndReadsItFromTheLog() async {
-        let log = Log(start: 0)
-        let cursor = await cursorAtLiveEnd(log)
-        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) }
-        await members(1, of: log)
+        let (log, cursor, target, follower) = await pushedCursor()
         log.append([line(1)])
         let pushed = encoded(1..<2)
         #expect(await collect(target, bytes: pushed.utf8.count) == pushed)
@@ -156,22 +160,14 @@ private func collect(_ target: RecordingTarget, bytes count: Int) async -> Strin
     }
 
     @Test func closingTheLogMakesMembersLeaveAndRefusesNewOnes() async {
-        let log = Log(start: 0)
-        let cursor = await cursorAtLiveEnd(log)
-        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) }
-        await members(1, of: log)
+        let (log, cursor, target, follower) = await pushedCursor()
         log.close()
         #expect(await follower.value?.reason == .closed)
         #expect(await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) == nil)
     }
 
     @Test func cancellingTheFollowerLetsItGo() async {
-        let log = Log(start: 0)
-        let cursor = await cursorAtLiveEnd(log)
-        let target = RecordingTarget(queue: DispatchQueue(label: "lane"))
-        let follower = Task { await cursor.followLive(target, encoder: encoder, meter: nil, heartbeat: quiet) }
-        await members(1, of: log)
+        let (log, _, target, follower) = await pushedCursor()
         follower.cancel()
         #expect(await follower.value?.reason == .stopped)
         #expect(log.push.memberCount == 0)
