@@ -658,9 +658,9 @@ class Bench:
 
     def server(self, files: dict[str, str | Path], extra: list[str] | None = None,
                wrapper: list[str] | None = None, push: bool = True) -> Server:
-        """A tailsse; `push=False`: every client reads the live end in its own task (TAILSSE_LIVE_PUSH=off),
-        the path before the push fan-out, to compare with in the same run."""
-        return Server(self.binary, files, self.workdir, extra, wrapper, env=None if push else {"TAILSSE_LIVE_PUSH": "off"})
+        """A tailsse with the push fan-out (TAILSSE_LIVE_PUSH=on); `push=False`: the default, every client
+        reads the live end in its own task, to compare with in the same run."""
+        return Server(self.binary, files, self.workdir, extra, wrapper, env={"TAILSSE_LIVE_PUSH": "on" if push else "off"})
 
     def runs(self, full: int, smoke: int = 1) -> int:
         if self.runs_override:
