@@ -20,7 +20,7 @@ struct StreamResponder: Sendable {
 
     /// - Parameter push: the connection, for the live end to be pushed to while the client is up to date.
     func response(
-        source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit, push: (any PushTarget)?
+        source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit, push: ChannelPushTarget?
     ) -> Response {
         let meters = StreamMeters(meters: [source.meter], multiplexed: false)
         let progress = streamRequest.grep != nil && format == .eventStream
@@ -38,7 +38,7 @@ struct StreamResponder: Sendable {
     /// `push`: where the stream's live end may be pushed (``EventStream/followLive(_:meter:heartbeat:)``).
     func response(
         label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters, sendsProgressIDs: Bool = false,
-        push: (any PushTarget)? = nil, open: @escaping @Sendable () async -> any EventStream
+        push: ChannelPushTarget? = nil, open: @escaping @Sendable () async -> any EventStream
     ) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = format.contentType
@@ -76,7 +76,11 @@ struct StreamResponder: Sendable {
                         }
                         group.addTask {
                             let reason = await connection.waitUntilKilled()
-                            if !Task.isCancelled { throw Killed(description: reason) }
+                            if !Task.isCancelled {
+                                // A write straight to the channel is not cancelled with the task.
+                                push?.close()
+                                throw Killed(description: reason)
+                            }
                         }
                         try await group.next()
                         group.cancelAll()
@@ -96,12 +100,12 @@ struct StreamResponder: Sendable {
     /// task of its own running.
     private static func pump(
         _ stream: any EventStream, encoder: EventEncoder, writer: WriterBox,
-        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings, sendsProgressIDs: Bool, push: (any PushTarget)?
+        connection: ConnectionGuard, meters: StreamMeters, settings: StreamSettings, sendsProgressIDs: Bool, push: ChannelPushTarget?
     ) async throws {
         var buffer = ByteBufferAllocator().buffer(capacity: 4096)
         var boundary = EventBoundary(format: encoder.format)
         encoder.preamble(retryMilliseconds: settings.retryMilliseconds, into: &buffer)
-        if try await write(&buffer, to: writer, connection: connection, boundary: &boundary) { return }
+        if try await write(&buffer, to: writer, direct: push, connection: connection, boundary: &boundary) { return }
         var lastWrite = ContinuousClock.now
         while true {
             if let push, let pushed = await stream.followLive(
@@ -121,7 +125,7 @@ struct StreamResponder: Sendable {
                 }
                 if buffer.readableBytes > 0 {
                     let before = connection.bytesSent
-                    _ = try await write(&buffer, to: writer, connection: connection, boundary: &boundary)
+                    _ = try await write(&buffer, to: writer, direct: push, connection: connection, boundary: &boundary)
                     meters.wrote(eventBytes: connection.bytesSent - before)
                 }
                 return
@@ -137,7 +141,7 @@ struct StreamResponder: Sendable {
             }
             guard buffer.readableBytes > 0 else { continue }
             let before = connection.bytesSent
-            let ended = try await write(&buffer, to: writer, connection: connection, boundary: &boundary)
+            let ended = try await write(&buffer, to: writer, direct: push, connection: connection, boundary: &boundary)
             meters.wrote(eventBytes: step == .events ? connection.bytesSent - before : 0)
             if ended { return }
             lastWrite = .now
@@ -172,8 +176,9 @@ struct StreamResponder: Sendable {
 
     /// Writes the buffer's events in slices; returns `true` when the stream was told to end
     /// between events and has (the rest of the buffer is dropped).
+    /// `direct`: write through the channel (a stream that may be pushed), in order with pushed writes.
     private static func write(
-        _ buffer: inout ByteBuffer, to writer: WriterBox, connection: ConnectionGuard, boundary: inout EventBoundary
+        _ buffer: inout ByteBuffer, to writer: WriterBox, direct: ChannelPushTarget?, connection: ConnectionGuard, boundary: inout EventBoundary
     ) async throws -> Bool {
         connection.writeBegan()
         defer { connection.writeEnded() }
@@ -182,7 +187,11 @@ struct StreamResponder: Sendable {
             let ending = connection.endsBetweenEvents
             if ending { length = boundary.bytesToEventEnd(in: buffer) }
             if length > 0, let slice = buffer.readSlice(length: length) {
-                try await writer.writer.write(slice)
+                if let direct {
+                    try await direct.send(slice)
+                } else {
+                    try await writer.writer.write(slice)
+                }
                 boundary.wrote(slice)
                 connection.sent(bytes: slice.readableBytes)
             }
