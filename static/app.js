@@ -88,6 +88,14 @@ function grepParameters(filterText) {
   return { grep: filterText.replace(/[\\^$.|?*+()[\]{}]/g, "\\$&"), "grep-case": "insensitive" };
 }
 
+/** A line's own id from the id it came with: the part of its source in a composite id, and
+ * within that, for a glob source's line, the part of its file (`m1,app=m1%2Cx.log%3D…`). */
+function ownID(id, source, file) {
+  if (typeof id !== "string") return null;
+  const part = id.startsWith("m1,") ? ownPart(id, source) : id;
+  return file && part ? ownPart(part, file) : part;
+}
+
 /** A source's own id inside a composite id (`m1,NAME=ID,...`, `%XX` escapes), or null. */
 function ownPart(composite, source) {
   if (typeof composite !== "string" || !composite.startsWith("m1,")) return null;
@@ -572,14 +580,15 @@ class LogView {
     if (entry && entry.kind === "line" && entry.id) this.#onContext(entry);
   }
 
-  /** How earlier lines are fetched for a one-source view (`null`: the view cannot). */
+  /** How earlier lines are fetched: `(firstEntry, limit) => {items, edge}` (`null`: the view cannot). */
   setEarlierLoader(fetchEarlier) {
     this.#fetchEarlier = fetchEarlier;
     this.#historyStart = false;
     this.#renderEarlier();
   }
 
-  /** Loads the lines before the first row shown (one source, by its id) and puts them on top,
+  /** Loads the lines before the first row shown (by its id, or for several sources or a glob
+   * by the composite id it came with: each source's lines before it) and puts them on top,
    * with no gap or duplicate at the seam; beyond the cap, the newest rows go and the view holds
    * still until "Jump to live". */
   async loadEarlier() {
@@ -588,11 +597,13 @@ class LogView {
     this.#loadingEarlier = true;
     this.#renderEarlier();
     try {
-      // One more: the answer ends with the first row's own line, which is dropped.
-      const { items, edge } = await this.#fetchEarlier(first.source, first.id, CONFIG.earlierBatch + 1);
+      // One more: the answer holds the first row's own line, which is dropped.
+      const { items, edge } = await this.#fetchEarlier(first, CONFIG.earlierBatch + 1);
       if (this.#entries[0] !== first && !this.#entries.includes(first)) return;
-      // `before=ID` ends with the line whose id it is: the first row shown.
-      if (items.length && items[items.length - 1].id === first.id) items.pop();
+      // `before=ID` ends (for the first row's source) with the line whose id it is: the first row shown.
+      const seam = items.findLastIndex((item) => item.id === first.id && (item.data.source ?? first.source) === first.source
+        && (item.data.file ?? null) === (first.file ?? null));
+      if (seam >= 0) items.splice(seam, 1);
       this.#historyStart = edge;
       this.#prepend(items);
     } catch (error) {
@@ -606,7 +617,7 @@ class LogView {
   #prepend(items) {
     const made = [];
     let open = null;
-    for (const { data, id } of items) {
+    for (const { data, id, composite } of items) {
       const text = typeof data.text === "string" ? data.text : "";
       if (open) {
         open.text += text;
@@ -617,6 +628,7 @@ class LogView {
       }
       const entry = this.#newEntry("line", data.source ?? "", data, Date.now());
       entry.id = id;
+      entry.composite = composite ?? null;
       entry.text = text;
       entry.open = data.continues === true;
       entry.segments = parseAnsi(text);
@@ -805,9 +817,10 @@ class LogView {
   /** Makes the row of a queued event; `null` when it continued an existing row. */
   #materialize({ kind, data, id, received }) {
     const source = typeof data.source === "string" ? data.source : "";
-    const own = ownPart(id, source) ?? (typeof id === "string" && !id.startsWith("m1,") ? id : null);
+    const file = typeof data.file === "string" && data.file ? data.file : null;
+    const own = ownID(id, source, file);
     // A glob source's lines each name their file: a long line continues within its file.
-    const stream = typeof data.file === "string" ? `${source}\u0000${data.file}` : source;
+    const stream = file ? `${source}\u0000${file}` : source;
     if (kind === "line") {
       const text = typeof data.text === "string" ? data.text : "";
       const open = this.#openBySource.get(stream);
@@ -822,6 +835,7 @@ class LogView {
       }
       const entry = this.#newEntry("line", source, data, received);
       entry.id = own;
+      entry.composite = typeof id === "string" && id.startsWith("m1,") ? id : null;
       entry.text = text;
       entry.open = data.continues === true;
       entry.segments = parseAnsi(text);
@@ -1677,20 +1691,34 @@ class Viewer {
     this.#downloadButton.disabled = false;
   }
 
-  /** Whether a source answers `GET /sources/NAME/lines` (a file or the journal, not a glob). */
+  /** Whether a source answers `GET /sources/NAME/lines` (a file, a glob or the journal). */
   #hasHistory(name) {
     const info = this.#picker.find(name);
-    return Boolean(info && ["file", "journal"].includes(info.kind) && !Array.isArray(info.files));
+    return Boolean(info && ["file", "journal"].includes(info.kind));
   }
 
-  async #fetchLines(source, query) {
-    const response = await fetch(`sources/${encodeURIComponent(source)}/lines?${query}`, { headers: { Accept: "application/x-ndjson" } });
+  /** Whether a source is a glob (its lines name their files; its ids are composite). */
+  #isGlob(name) {
+    return Array.isArray(this.#picker.find(name)?.files);
+  }
+
+  /** Fetches history as NDJSON from `path` (`sources/NAME/lines` or `events/lines`): each item
+   * with its line's own id (and the composite id it came with, if any). */
+  async #fetchLines(path, query) {
+    const response = await fetch(`${path}?${query}`, { headers: { Accept: "application/x-ndjson" } });
     if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
     const items = (await response.text()).split("\n").filter(Boolean).map((line) => {
       const data = JSON.parse(line);
-      return { data, id: data.id };
+      const composite = typeof data.id === "string" && data.id.startsWith("m1,") ? data.id : null;
+      const file = typeof data.file === "string" && data.file ? data.file : null;
+      const id = composite && path === "events/lines" ? ownID(composite, data.source, file) : composite && file ? ownPart(composite, file) : data.id;
+      return { data, id, composite };
     });
     return { items, edge: response.headers.get("TailSSE-History-Edge") === "yes" };
+  }
+
+  static #linesPath(source) {
+    return `sources/${encodeURIComponent(source)}/lines`;
   }
 
   /** Shows a line with the lines around it in its file (or journal), the line and the filter's
@@ -1700,19 +1728,20 @@ class Viewer {
     const params = [...(this.#state.params.get(entry.source) ?? [])];
     const query = (direction, limit) => {
       const q = new URLSearchParams({ [direction]: entry.id, limit: String(limit) });
+      if (entry.file) q.set("file", entry.file);
       for (const [key, value] of params) q.append(key, value);
       return q;
     };
     const panel = byId("context");
     const list = byId("context-log");
-    byId("context-title").textContent = `${entry.source}: the line in context`;
+    byId("context-title").textContent = `${entry.file ? `${entry.source}/${entry.file}` : entry.source}: the line in context`;
     list.replaceChildren(element("p", "context-note", "Loading…"));
     panel.hidden = false;
     byId("context-close").focus();
     try {
       const [before, after] = await Promise.all([
-        this.#fetchLines(entry.source, query("before", CONFIG.contextLines + 1)),
-        this.#fetchLines(entry.source, query("after", CONFIG.contextLines)),
+        this.#fetchLines(Viewer.#linesPath(entry.source), query("before", CONFIG.contextLines + 1)),
+        this.#fetchLines(Viewer.#linesPath(entry.source), query("after", CONFIG.contextLines)),
       ]);
       const filter = new Filter(this.#state.filter);
       const rowsMade = [...before.items, ...after.items].map(({ data, id }) => {
@@ -1736,7 +1765,7 @@ class Viewer {
   async #searchFile() {
     const first = this.#log.firstIdentified;
     const grep = grepParameters(this.#state.filter);
-    if (!first || !grep || !this.#hasHistory(first.source)) return;
+    if (!first || !grep || !this.#hasHistory(first.source) || this.#isGlob(first.source)) return;
     const panel = byId("context");
     const list = byId("context-log");
     byId("context-title").textContent = `${first.source}: matches of “${this.#state.filter}” before the lines shown`;
@@ -1745,8 +1774,9 @@ class Viewer {
     byId("context-close").focus();
     try {
       const query = new URLSearchParams({ before: first.id, limit: String(CONFIG.searchLimit + 1), ...grep });
+      if (first.file) query.set("file", first.file);
       for (const [key, value] of this.#state.params.get(first.source) ?? []) query.append(key, value);
-      const { items, edge } = await this.#fetchLines(first.source, query);
+      const { items, edge } = await this.#fetchLines(Viewer.#linesPath(first.source), query);
       if (items.length && items[items.length - 1].id === first.id) items.pop();
       const filter = new Filter(this.#state.filter);
       const rowsMade = items.map(({ data, id }) => {
@@ -1756,7 +1786,7 @@ class Viewer {
         renderSegments(body, parseAnsi(text), filter.test(text) ?? []);
         row.append(body);
         row.title = "Show in context";
-        row.addEventListener("click", () => this.#openContext({ source: first.source, id }));
+        row.addEventListener("click", () => this.#openContext({ source: first.source, file: first.file, id }));
         return row;
       });
       const note = items.length === 0 ? "No match before the lines shown."
@@ -1778,12 +1808,27 @@ class Viewer {
   /** Fetches the lines before an id of the view's one source (a file or the journal, not a
    * glob), or `null` when the view cannot load earlier lines. */
   #earlierLoader(state) {
-    if (state.sources.length !== 1 || !this.#hasHistory(state.sources[0])) return null;
-    const params = [...(state.params.get(state.sources[0]) ?? [])];
-    return (source, beforeId, limit) => {
-      const query = new URLSearchParams({ before: beforeId, limit: String(limit) });
-      for (const [key, value] of params) query.append(key, value);
-      return this.#fetchLines(source, query);
+    if (!state.sources.every((name) => this.#hasHistory(name))) return null;
+    if (state.sources.length === 1 && !this.#isGlob(state.sources[0])) {
+      const params = [...(state.params.get(state.sources[0]) ?? [])];
+      return (first, limit) => {
+        const query = new URLSearchParams({ before: first.id, limit: String(limit) });
+        for (const [key, value] of params) query.append(key, value);
+        return this.#fetchLines(Viewer.#linesPath(first.source), query);
+      };
+    }
+    // Several sources, or a glob's files: each one's lines before the first row, by the composite
+    // id that row came with (GET /events/lines), up to `limit` of each.
+    return (first, limit) => {
+      if (!first.composite) return Promise.resolve({ items: [], edge: true });
+      const query = new URLSearchParams();
+      for (const name of state.sources) query.append("source", name);
+      for (const name of state.sources) {
+        for (const [key, value] of state.params.get(name) ?? []) query.append(`${name}.${key}`, value);
+      }
+      query.set("before", first.composite);
+      query.set("limit", String(limit));
+      return this.#fetchLines("events/lines", query);
     };
   }
 
@@ -1854,7 +1899,7 @@ class Viewer {
   #renderSearchButton() {
     const filter = new Filter(this.#state.filter);
     const sources = this.#state.sources;
-    this.#searchButton.hidden = !(filter.active && sources.length === 1 && this.#hasHistory(sources[0]));
+    this.#searchButton.hidden = !(filter.active && sources.length === 1 && this.#hasHistory(sources[0]) && !this.#isGlob(sources[0]));
   }
 
   #onCapChange() {

@@ -76,6 +76,7 @@ HISTORY_ROUTES = [
     ("/sources/app/lines?before=end", None),
     ("/sources/app/lines?after=start&before=end", None),
     ("/journal/lines?before=end", "application/x-ndjson"),
+    ("/events/lines?source=app&source=journal&before=end", "application/x-ndjson"),
 ]
 
 
@@ -115,7 +116,8 @@ def test_a_limited_token_sees_only_its_sources_and_404_for_the_others(guarded):
     nonexistent = request(port, "/sources/nosuch", headers=bearer(APP))
     for path in ("/sources/nginx", "/journal", "/sources/journal", "/events?source=app&source=nginx",
                  "/events?source=nginx", "/events?source=journal&source=app",
-                 "/sources/nginx/lines?before=end", "/journal/lines?before=end", "/sources/nginx/lines?after=start&before=end"):
+                 "/sources/nginx/lines?before=end", "/journal/lines?before=end", "/sources/nginx/lines?after=start&before=end",
+                 "/events/lines?source=app&source=nginx&before=end", "/events/lines?source=nginx&after=start"):
         answer = request(port, path, headers=bearer(APP))
         assert answer.status == 404, path
         name = "journal" if "journal" in path.split("?source=")[0].split("?before")[0] or path.endswith("source=journal&source=app") else "nginx"

@@ -106,6 +106,12 @@ public struct EventEncoder: Sendable {
         EventEncoder(format: format, sourceField: sourceField + Array(",\"file\":".utf8) + JSONText.quoted(file), utcOffset: utcOffset, framed: true, tally: tally, grep: grep)
     }
 
+    /// This encoder with `"file": NAME` after `"source"` in its JSON objects, framed or not as it
+    /// is: one file of a glob source on its own (its history by file).
+    public func taggingFile(_ file: String) -> EventEncoder {
+        EventEncoder(format: format, sourceField: sourceField + Array(",\"file\":".utf8) + JSONText.quoted(file), utcOffset: utcOffset, framed: isFramed, tally: tally, grep: grep)
+    }
+
     /// An encoder for one source of a multiplexed stream: its output is read by a
     /// ``MultiplexEncoder``, never sent as it is.
     public static func framed(

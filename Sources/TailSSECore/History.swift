@@ -32,15 +32,18 @@ public struct HistoryRequest: Sendable {
     public var grep: GrepPattern?
     /// For a journal source: which entries count (none: all).
     public var journalFilter: JournalFilter
+    /// For a glob source: the one file asked for, answered with that file's own ids.
+    public var file: String?
 
     /// Most lines one request may ask for.
     public static let maxLimit = 10_000
 
-    public init(direction: Direction, limit: Int = 100, grep: GrepPattern? = nil, journalFilter: JournalFilter = JournalFilter()) {
+    public init(direction: Direction, limit: Int = 100, grep: GrepPattern? = nil, journalFilter: JournalFilter = JournalFilter(), file: String? = nil) {
         self.direction = direction
         self.limit = limit
         self.grep = grep
         self.journalFilter = journalFilter
+        self.file = file
     }
 }
 
@@ -50,11 +53,15 @@ public struct HistoryAnswer: Sendable {
     public var count: Int
     /// `true` when no line lies further in the request's direction (now).
     public var reachedEdge: Bool
+    /// For a `before` answer: the id of the position just before its first line (a stream resumed
+    /// from it gets exactly these lines next); `nil` when the answer starts at the oldest line.
+    public var startID: String?
 
-    public init(body: ByteBuffer, count: Int, reachedEdge: Bool) {
+    public init(body: ByteBuffer, count: Int, reachedEdge: Bool, startID: String? = nil) {
         self.body = body
         self.count = count
         self.reachedEdge = reachedEdge
+        self.startID = startID
     }
 }
 

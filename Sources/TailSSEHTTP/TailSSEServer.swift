@@ -197,6 +197,9 @@ struct SourcesAPI: Sendable {
         api.get("/events") { request, context -> Response in
             events(request, context: context)
         }
+        api.get("/events/lines") { request, context -> Response in
+            await eventsLines(request, context: context)
+        }
         api.get("/metrics") { _, context -> Response in
             let text = await metrics.exposition(sources: registry.sources, connections: gate.openCount, streams: connections.count, grant: context.grant)
             return Self.text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")

@@ -142,6 +142,55 @@ def test_scrolling_to_the_top_loads_earlier_lines_with_no_gap_or_duplicate_at_th
     assert page.problems == []
 
 
+def test_a_view_of_several_sources_and_a_glob_loads_earlier_lines_of_each_without_gap_or_duplicate(web, page, logdir):
+    """GET /events/lines by the first row's composite id: each source's (and each file's) earlier
+    lines come in above, as far back as the files go (the rotated one too)."""
+    log = logdir / "app.log"
+    web_dir = logdir / "web"
+    web_dir.mkdir()
+    expected = {
+        ("app", None): [f"app-{i:04d}" for i in range(900)],
+        ("web", "a.log"): [f"a-{i:04d}" for i in range(500)],
+        ("web", "b.log"): [f"b-{i:04d}" for i in range(300)],
+    }
+    log.write_text("".join(line + "\n" for line in expected[("app", None)][:400]))
+    os.rename(log, logdir / "app.log.1")
+    log.write_text("".join(line + "\n" for line in expected[("app", None)][400:]))
+    (web_dir / "a.log").write_text("".join(line + "\n" for line in expected[("web", "a.log")]))
+    (web_dir / "b.log").write_text("".join(line + "\n" for line in expected[("web", "b.log")]))
+    srv = web({"app": log, "web": web_dir / "*.log"})
+    page.goto(srv.url("/#source=app&source=web&tail=5"))
+    wait_for_status(page, "live")
+    append(log, "app-live\n")
+    append(web_dir / "b.log", "b-live\n")
+    wait_for_text(page, "app-live")
+    wait_for_text(page, "b-live")
+    expected[("app", None)].append("app-live")
+    expected[("web", "b.log")].append("b-live")
+    for _ in range(10):
+        if page.is_hidden("#earlier-button"):
+            break
+        before = len(rows(page))
+        page.hover("#log")
+        page.mouse.wheel(0, -100000)
+        page.wait_for_function("n => document.querySelectorAll('#log .row').length > n || document.getElementById('earlier-button').hidden", arg=before)
+        page.wait_for_function("() => !document.getElementById('earlier-button').disabled")
+    assert page.is_hidden("#earlier-button"), "the start of every source was reached"
+    shown = {}
+    for entry in page.evaluate("window.tailsse.snapshot()"):
+        if entry["kind"] == "line":
+            shown.setdefault((entry["source"], entry["file"]), []).append(entry["text"])
+    assert shown == expected
+    # A glob's line opens in context in its own file.
+    page.fill("#filter-input", "a-0250")
+    page.click("#log .row:not([hidden]) >> text=a-0250")
+    page.wait_for_function("() => document.querySelectorAll('#context-log .row').length > 0")
+    context = page.eval_on_selector_all("#context-log .row", "rows => rows.map(r => r.textContent)")
+    assert context == [f"a-{i:04d}" for i in range(230, 271)]
+    assert page.text_content("#context-log .context-target") == "a-0250"
+    assert page.problems == []
+
+
 def test_earlier_lines_past_the_cap_drop_the_newest_until_jump_to_live(web, page, logdir):
     log = logdir / "app.log"
     log.write_text("".join(f"line-{i:05d}\n" for i in range(1000)))

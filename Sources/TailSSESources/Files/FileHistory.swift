@@ -278,16 +278,24 @@ extension FileSource: HistoricalSource {
         let outcome = await runHistoryRead { [self] () -> Result<HistoryAnswer, HistoryProblem> in
             let history = FileHistory(generations: FileHistory.generations(of: self), maxLineBytes: maxLineBytes)
             do throws(HistoryProblem) {
-                let (lines, reachedEdge): ([HistoryLine], Bool)
+                var (lines, reachedEdge): ([HistoryLine], Bool)
+                var startID: String?
                 switch request.direction {
-                case .before(let anchor): (lines, reachedEdge) = try history.lines(before: anchor, limit: request.limit, grep: request.grep)
-                case .after(let anchor): (lines, reachedEdge) = try history.lines(after: anchor, limit: request.limit, grep: request.grep)
+                case .before(let anchor):
+                    // One line more: its id is where the answer starts.
+                    (lines, reachedEdge) = try history.lines(before: anchor, limit: request.limit + 1, grep: request.grep)
+                    if lines.count > request.limit {
+                        startID = lines.removeFirst().id.description
+                        reachedEdge = false
+                    }
+                case .after(let anchor):
+                    (lines, reachedEdge) = try history.lines(after: anchor, limit: request.limit, grep: request.grep)
                 }
                 var body = ByteBufferAllocator().buffer(capacity: lines.reduce(0) { $0 + $1.text.count + 96 })
                 for line in lines {
                     _ = line.text.withUnsafeBytes { encoder.encodeLine($0, id: line.id, continues: line.continues, into: &body) }
                 }
-                return .success(HistoryAnswer(body: body, count: lines.count, reachedEdge: reachedEdge))
+                return .success(HistoryAnswer(body: body, count: lines.count, reachedEdge: reachedEdge, startID: startID))
             } catch {
                 return .failure(error)
             }

@@ -169,6 +169,12 @@ public final class GlobSource: ManagedSource {
         return stream
     }
 
+    /// The files followed now, in the order they were found, with their sources.
+    var files: [(name: String, source: FileSource)] { state.withLock { $0.members.map { ($0.name, $0.source) } } }
+
+    /// The source of the file named `name`, if the glob follows it now.
+    func member(named name: String) -> FileSource? { state.withLock { $0.members.first { $0.name == name }?.source } }
+
     func streamEnded(_ stream: ObjectIdentifier) {
         _ = state.withLock { $0.streams.removeValue(forKey: stream) }
     }

@@ -10,6 +10,7 @@ extension JournalSource: HistoricalSource {
             return try await pool.run { journal -> Result<HistoryAnswer, HistoryProblem> in
                 var entries: [JournalEntry] = []
                 var reachedEdge = false
+                var startID: String?
                 let keep = { (entry: JournalEntry) -> Bool in
                     guard let grep = request.grep else { return true }
                     return entry.message.withUnsafeBytes { grep.matches($0) }
@@ -28,12 +29,13 @@ extension JournalSource: HistoricalSource {
                         // The next step back stands on the cursor's entry (or the matching one before).
                         _ = try journal.seek(cursor: cursor)
                     }
-                    while entries.count < request.limit {
+                    // One entry more: its cursor is where the answer starts.
+                    while entries.count <= request.limit {
                         guard try journal.previous(skipping: 1) == 1 else { reachedEdge = true; break }
                         let entry = try journal.entry(keepingFields: false)
                         if keep(entry) { entries.append(entry) }
                     }
-                    if !reachedEdge, try journal.previous(skipping: 1) == 0 { reachedEdge = true }
+                    if entries.count > request.limit { startID = entries.removeLast().cursor }
                     entries.reverse()
                 case .after(let anchor):
                     switch anchor {
@@ -57,7 +59,7 @@ extension JournalSource: HistoricalSource {
                 }
                 var body = ByteBufferAllocator().buffer(capacity: entries.count * 256)
                 for entry in entries { encoder.encodeEntry(entry, into: &body) }
-                return .success(HistoryAnswer(body: body, count: entries.count, reachedEdge: reachedEdge))
+                return .success(HistoryAnswer(body: body, count: entries.count, reachedEdge: reachedEdge, startID: startID))
             }
         } catch {
             return .failure(HistoryProblem(description: "the journal cannot be read (\(error))"))
