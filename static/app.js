@@ -1765,19 +1765,27 @@ class Viewer {
   async #searchFile() {
     const first = this.#log.firstIdentified;
     const grep = grepParameters(this.#state.filter);
-    if (!first || !grep || !this.#hasHistory(first.source) || this.#isGlob(first.source)) return;
+    const sources = this.#state.sources;
+    if (!first || !grep || !sources.every((name) => this.#hasHistory(name))) return;
+    const several = sources.length > 1 || this.#isGlob(sources[0]);
+    if (several && !first.composite) return;
     const panel = byId("context");
     const list = byId("context-log");
-    byId("context-title").textContent = `${first.source}: matches of “${this.#state.filter}” before the lines shown`;
-    list.replaceChildren(element("p", "context-note", "Searching the file…"));
+    byId("context-title").textContent = `${sources.join(", ")}: matches of “${this.#state.filter}” before the lines shown`;
+    list.replaceChildren(element("p", "context-note", several ? "Searching the files…" : "Searching the file…"));
     panel.hidden = false;
     byId("context-close").focus();
     try {
-      const query = new URLSearchParams({ before: first.id, limit: String(CONFIG.searchLimit + 1), ...grep });
-      if (first.file) query.set("file", first.file);
-      for (const [key, value] of this.#state.params.get(first.source) ?? []) query.append(key, value);
-      const { items, edge } = await this.#fetchLines(Viewer.#linesPath(first.source), query);
-      if (items.length && items[items.length - 1].id === first.id) items.pop();
+      // Several sources or a glob: each one's matches before the first row (GET /events/lines).
+      const query = new URLSearchParams({ before: several ? first.composite : first.id, limit: String(CONFIG.searchLimit + 1), ...grep });
+      for (const name of several ? sources : []) query.append("source", name);
+      for (const name of sources) {
+        for (const [key, value] of this.#state.params.get(name) ?? []) query.append(several ? `${name}.${key}` : key, value);
+      }
+      const { items, edge } = await this.#fetchLines(several ? "events/lines" : Viewer.#linesPath(first.source), query);
+      const seam = items.findLastIndex((item) => item.id === first.id && (item.data.source ?? first.source) === first.source
+        && (item.data.file ?? null) === (first.file ?? null));
+      if (seam >= 0) items.splice(seam, 1);
       const filter = new Filter(this.#state.filter);
       const rowsMade = items.map(({ data, id }) => {
         const row = element("div", "row search-hit");
@@ -1786,7 +1794,10 @@ class Viewer {
         renderSegments(body, parseAnsi(text), filter.test(text) ?? []);
         row.append(body);
         row.title = "Show in context";
-        row.addEventListener("click", () => this.#openContext({ source: first.source, file: first.file, id }));
+        const source = typeof data.source === "string" ? data.source : first.source;
+        const file = typeof data.file === "string" && data.file ? data.file : null;
+        if (several) row.prepend(element("span", "tag", file ? `${source}/${file}` : source));
+        row.addEventListener("click", () => this.#openContext({ source, file, id }));
         return row;
       });
       const note = items.length === 0 ? "No match before the lines shown."
@@ -1899,7 +1910,8 @@ class Viewer {
   #renderSearchButton() {
     const filter = new Filter(this.#state.filter);
     const sources = this.#state.sources;
-    this.#searchButton.hidden = !(filter.active && sources.length === 1 && this.#hasHistory(sources[0]) && !this.#isGlob(sources[0]));
+    this.#searchButton.hidden = !(filter.active && sources.every((name) => this.#hasHistory(name)));
+    this.#searchButton.textContent = sources.length > 1 || this.#isGlob(sources[0]) ? "Search the files" : "Search the file";
   }
 
   #onCapChange() {

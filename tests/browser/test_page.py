@@ -259,6 +259,31 @@ def test_search_the_file_finds_the_matches_before_the_rows_shown_and_opens_one_i
     assert page.problems == []
 
 
+def test_search_in_a_view_of_a_file_and_a_glob_finds_each_ones_matches_and_opens_them_in_their_file(web, page, logdir):
+    log = logdir / "app.log"
+    web_dir = logdir / "web"
+    web_dir.mkdir()
+    files = {("app", None): log, ("web", "a.log"): web_dir / "a.log", ("web", "b.log"): web_dir / "b.log"}
+    texts = {}
+    for (source, file), path in files.items():
+        texts[(source, file)] = [f"{file or source}-{i:04d}" + (" Needle" if i % 41 == 7 else "") for i in range(600)]
+        path.write_text("".join(line + "\n" for line in texts[(source, file)]))
+    srv = web({"app": log, "web": web_dir / "*.log"})
+    page.goto(srv.url("/#source=app&source=web&q=needle"))
+    wait_for_text(page, "b.log-0599")
+    page.click("#search-file-button")
+    page.wait_for_function("() => document.querySelectorAll('#context-log .search-hit').length > 0")
+    hits = page.eval_on_selector_all("#context-log .search-hit .text", "rows => rows.map(r => r.textContent)")
+    # tail=100 of each shown: each one's matches before its first row, source by source.
+    assert hits == [t for key in files for t in texts[key][:500] if "Needle" in t]
+    page.click("#context-log .search-hit >> text=a.log-0335 Needle")
+    page.wait_for_function("() => document.querySelectorAll('#context-log .context-target').length === 1")
+    assert page.text_content("#context-log .context-target") == "a.log-0335 Needle"
+    context = page.eval_on_selector_all("#context-log .row", "rows => rows.map(r => r.textContent)")
+    assert context == texts[("web", "a.log")][315:356]
+    assert page.problems == []
+
+
 def test_twelve_tabs_on_twelve_sources_share_one_stream_over_http1_and_resume_exactly(web, page, logdir):
     """A browser opens at most six HTTP/1.1 connections per origin: with one EventSource per tab
     the seventh tab would never load. The tabs share one stream through a SharedWorker."""
