@@ -2,7 +2,8 @@
 systemd-journal-remote collector, as README "Watching a fleet" sets it up.
 
 `Fleet` makes one collector namespace running `systemd-journal-remote --listen-http=PORT
---split-mode=host -o DIR/`, and per host a namespace joined to the collector by its own veth pair
+--split-mode=none -o DIR/all.journal` (every host in one file, numbered in arrival order; with
+`split_mode="host"`: `--split-mode=host -o DIR/`, a file per host), and per host a namespace joined to the collector by its own veth pair
 (host 10.N.I.2/24, collector 10.N.I.1/24). Each host has its own journal files (written by
 `JournalFiles`, every entry with the host's `_HOSTNAME` and its own boot id) that
 `systemd-journal-upload --follow -D HOSTDIR` ships to the collector over that link. Only the
@@ -64,18 +65,16 @@ class FleetHost:
         self.state = fleet.root / "hosts" / f"{name}.state"
 
     def log(self, texts: list[str], **fields: str) -> None:
-        """Appends entries with this host's `_HOSTNAME`, stamped with the current time — and after
-        every entry any host of the fleet wrote before (each entry is stamped 1 ms after the one
-        before it, so a host's stamps can run ahead of the clock): the live stream is in time order
-        across hosts, and an entry stamped before one already streamed is not sent live."""
-        self.journal.clock_us = max(self.journal.clock_us, int(time.time() * 1_000_000), self.fleet.latest_us + 1000)
+        """Appends entries with this host's `_HOSTNAME`, stamped with the current time (each 1 ms
+        after the host's entry before it)."""
+        self.journal.clock_us = max(self.journal.clock_us, int(time.time() * 1_000_000))
         self.journal.messages(texts, _HOSTNAME=self.name, SYSLOG_IDENTIFIER="fleet-test", **fields)
-        self.fleet.latest_us = max(self.fleet.latest_us, self.journal.clock_us)
 
 
 class Fleet:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, split_mode: str = "none") -> None:
         self.root = Path(root)
+        self.split_mode = split_mode
         self.prefix = f"tsf{secrets.token_hex(3)}"
         self.octet = 100 + secrets.randbelow(100)
         self.collector = f"{self.prefix}c"
@@ -86,16 +85,15 @@ class Fleet:
         self.processes: list[subprocess.Popen] = []
         self.logs: list[Path] = []
         self.remote: subprocess.Popen | None = None
-        # The newest stamp any host's entry got (see FleetHost.log).
-        self.latest_us = 0
 
     def start_collector(self) -> None:
         """The collector namespace and its systemd-journal-remote, listening on every address."""
         self._add_namespace(self.collector)
         log = self.root / "journal-remote.log"
         self.logs.append(log)
-        self.remote = self._spawn(self.collector, [JOURNAL_REMOTE, f"--listen-http={PORT}", "--split-mode=host",
-                                                   f"--output={self.output}/"], log)
+        output = f"{self.output}/all.journal" if self.split_mode == "none" else f"{self.output}/"
+        self.remote = self._spawn(self.collector, [JOURNAL_REMOTE, f"--listen-http={PORT}", f"--split-mode={self.split_mode}",
+                                                   f"--output={output}"], log)
         wait_until(lambda: self._listening(), 20, "systemd-journal-remote to listen")
 
     def add_host(self, name: str) -> FleetHost:
@@ -113,6 +111,18 @@ class Fleet:
         _ip("-n", host.namespace, "link", "set", far, "up")
         self.hosts[name] = host
         return host
+
+    def stop_upload(self, host: FleetHost) -> None:
+        """Ends the host's systemd-journal-upload once its state file names the host's last entry
+        (so a new upload goes on after it; stopped before, it would ship that entry again)."""
+        assert host.upload is not None
+        last = host.journal.journalctl("-n", "1", "-o", "export").decode()
+        cursor = next(line[len("__CURSOR="):] for line in last.splitlines() if line.startswith("__CURSOR="))
+        wait_until(lambda: host.state.exists() and f"LAST_CURSOR={cursor}" in host.state.read_text(), 20,
+                   f"{host.name}'s upload to save its state")
+        host.upload.terminate()
+        host.upload.wait(timeout=10)
+        host.upload = None
 
     def start_upload(self, host: FleetHost) -> None:
         """systemd-journal-upload in the host's namespace, following the host's journal files."""

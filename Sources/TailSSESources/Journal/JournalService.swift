@@ -259,12 +259,17 @@ private final class JournalFollower: @unchecked Sendable {
     }
 
     /// Closes the journal when its directory is gone, unreadable (throws: the source's problem)
-    /// or replaced by another (reopened on the next pass); looks at most every 250 ms.
+    /// or replaced by another (reopened on the next pass); looks at most every 250 ms. Every 2 s,
+    /// notes whether the directory holds hosts' journals written separately.
     private func checkDirectory() throws(SystemError) {
         guard case .directory(let path) = source.location, journal != nil,
               ContinuousClock.now - lastDirectoryCheck >= .seconds(InotifyShortage.pollInterval)
         else { return }
         lastDirectoryCheck = .now
+        if ContinuousClock.now - lastListing >= .seconds(2) {
+            lastListing = .now
+            report(split: JournalLineages.splitHostNotice(fileNames: directoryEntries(path)))
+        }
         let current = try Self.identity(ofDirectory: path)
         if current != directory {
             source.logger.info("the journal directory was replaced; reopening it", metadata: ["directory": .string(path)])
@@ -283,6 +288,16 @@ private final class JournalFollower: @unchecked Sendable {
     }
 
     private var pollingNotice: String?
+    private var splitNotice: String?
+    private var lastListing = ContinuousClock.now - .seconds(60)
+
+    /// Records whether the directory holds hosts' journals written separately (logged once per change).
+    private func report(split notice: String?) {
+        guard notice != splitNotice else { return }
+        splitNotice = notice
+        source.setSplitNotice(notice)
+        if let notice { source.logger.warning("entries that arrive late can be skipped", metadata: ["location": .string(source.location.description), "reason": .string(notice)]) }
+    }
 
     /// Records that the journal is polled (logged once per change) or watched by inotify again.
     private func report(polling notice: String?) {

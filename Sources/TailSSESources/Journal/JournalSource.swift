@@ -16,7 +16,7 @@ public final class JournalSource: ManagedSource {
     public let location: JournalLocation
     public var kind: String { "journal" }
     public var details: [(key: String, value: String)] {
-        let watch = ("watch", notice == nil ? "inotify" : "polling")
+        let watch = ("watch", pollingNote.withLock { $0 } == nil ? "inotify" : "polling")
         var details: [(key: String, value: String)]
         switch location {
         case .local: details = [("journal", "local"), watch]
@@ -83,10 +83,16 @@ public final class JournalSource: ManagedSource {
     private let problemNote = Mutex<String?>(nil)
     func setProblem(_ problem: String?) { problemNote.withLock { $0 = problem } }
     public var isHealthy: Bool { isFollowing && problem == nil }
-    /// Why the journal is polled rather than watched with inotify (a limit is reached), if it is.
-    public var notice: String? { pollingNote.withLock { $0 } }
+    /// Why the journal is polled rather than watched with inotify (a limit is reached), if it is;
+    /// and when its directory holds hosts' journals written separately (``JournalLineages``).
+    public var notice: String? {
+        let notes = [pollingNote.withLock { $0 }, splitNote.withLock { $0 }].compactMap { $0 }
+        return notes.isEmpty ? nil : notes.joined(separator: "; ")
+    }
     private let pollingNote = Mutex<String?>(nil)
+    private let splitNote = Mutex<String?>(nil)
     func setNotice(_ notice: String?) { pollingNote.withLock { $0 = notice } }
+    func setSplitNotice(_ notice: String?) { splitNote.withLock { $0 = notice } }
     public var clientCount: Int { streams.load(ordering: .relaxed) }
     public var pushedClientCount: Int { log.push.memberCount }
     public var bytesAppended: UInt64 { log.bytesAppended }
