@@ -19,6 +19,11 @@ final class FileFollower {
     private var buffer: [UInt8] = []
     /// The last bytes consumed, to notice a file truncated and rewritten past our offset.
     private var window: [UInt8] = []
+    /// The followed generation's first (up to ``GenerationFingerprint/windowSize``) bytes as they
+    /// were read: its fingerprint is taken of them, never of what the file holds when it is
+    /// recorded (a copytruncate may have rewritten it since: the copy would not be recognised).
+    /// `nil` when not known (then the file is fingerprinted as it is).
+    private var leading: [UInt8]? = []
     /// How many leading bytes of the followed file its recorded fingerprint covers.
     private var fingerprinted = GenerationFingerprint.windowSize
     private static let readSize = 256 << 10
@@ -38,13 +43,12 @@ final class FileFollower {
             switched = openInitial()
         }
         guard let current = file else { return switched }
-        if wasRewritten(current) {
+        // Truncated in place (copytruncate), perhaps rewritten past our offset since: `truncated`,
+        // then the file from its start. (Truncated again while read: the next look goes on.)
+        var truncations = 0
+        while !drain(current), truncations < 4 {
             truncate(current)
-        }
-        drain(current)
-        if let size = try? current.size(), size < splitter.consumedOffset {
-            truncate(current)
-            drain(current)
+            truncations += 1
         }
         switch statIdentity(path: source.path) {
         case .success(let info) where info.identity != current.identity:
@@ -92,9 +96,11 @@ final class FileFollower {
     }
 
     /// Records the followed file's fingerprint while it is shorter than the fingerprint's window.
+    /// `force` (nothing read of it yet, or where it starts at startup): fingerprinted as it is now;
+    /// else by what was read of it (``leading``).
     private func recordFingerprint(of current: OpenFile, force: Bool = false) {
         guard force || (fingerprinted < GenerationFingerprint.windowSize && splitter.consumedOffset > Int64(fingerprinted)) else { return }
-        fingerprinted = source.followed.record(current) ?? GenerationFingerprint.windowSize
+        fingerprinted = source.followed.record(current, leading: force ? nil : leading) ?? GenerationFingerprint.windowSize
     }
 
     /// Opens the file the first time it is found. At startup the stream begins at the last complete
@@ -117,6 +123,9 @@ final class FileFollower {
         let history = (try? opened.history(before: start)) ?? []
         splitter.reset(offset: start, history: history)
         window = history
+        let skipped = Int(min(start, Int64(GenerationFingerprint.windowSize)))
+        var first: [UInt8] = []
+        leading = (try? opened.read(at: 0, count: skipped, into: &first)) != nil && first.count == skipped ? first : nil
         let serial = source.table.withLock { table in
             let serial = table.advance(end: 0, to: opened, transition: nil)
             table.committedEnd = start
@@ -137,33 +146,42 @@ final class FileFollower {
     /// Set once a sync found no file: a file that appears later is read from offset 0.
     private var appearedAfterStart: Bool
 
-    private func drain(_ current: OpenFile) {
-        guard current === file else { return }
+    /// Reads and publishes what `current` holds past our offset. `false` when it no longer holds the
+    /// bytes before our offset as we read them (``window``): it was truncated in place, perhaps
+    /// rewritten past our offset since (copytruncate); nothing is read then. Those bytes are read
+    /// with the new ones, in the same `pread`, so a truncation at any moment before it (also one
+    /// while this thread did not run, between two calls) is seen, never read as if the file grew.
+    @discardableResult
+    private func drain(_ current: OpenFile) -> Bool {
+        guard current === file else { return true }
         while true {
+            let offset = splitter.consumedOffset
+            let kept = window.count
             do {
-                try current.read(at: splitter.consumedOffset, count: Self.readSize, into: &buffer)
+                try current.read(at: offset - Int64(kept), count: kept + Self.readSize, into: &buffer)
             } catch {
                 source.report(problem: error.description)
-                return
+                return true
             }
-            if buffer.isEmpty { return }
-            publish(buffer, identity: current.identity)
+            guard buffer.count >= kept, buffer.prefix(kept).elementsEqual(window) else { return false }
+            if buffer.count == kept {
+                // Nothing before the offset to compare (never so past the start of a file read
+                // from its start): the size tells a truncation.
+                if kept == 0, offset > 0, let size = try? current.size(), size < offset { return false }
+                return true
+            }
+            let fresh = buffer[kept...]
+            if var first = leading, first.count < GenerationFingerprint.windowSize, Int64(first.count) == offset {
+                first.append(contentsOf: fresh.prefix(GenerationFingerprint.windowSize - first.count))
+                leading = first
+            }
+            publish(fresh, identity: current.identity)
             recordFingerprint(of: current)
-            if buffer.count < Self.readSize { return }
+            if fresh.count < Self.readSize { return true }
         }
     }
 
-    /// `true` when the bytes before our offset changed: the file was truncated (copytruncate) and
-    /// has grown past our offset again before we looked.
-    private func wasRewritten(_ current: OpenFile) -> Bool {
-        let end = splitter.consumedOffset
-        guard !window.isEmpty, end >= Int64(window.count) else { return false }
-        var bytes: [UInt8] = []
-        guard (try? current.read(at: end - Int64(window.count), count: window.count, into: &bytes)) != nil else { return false }
-        return bytes.count == window.count && bytes != window
-    }
-
-    private func publish(_ bytes: [UInt8], identity: FileIdentity) {
+    private func publish(_ bytes: ArraySlice<UInt8>, identity: FileIdentity) {
         if bytes.count >= PositionCheck.windowSize {
             window = Array(bytes.suffix(PositionCheck.windowSize))
         } else {
@@ -228,6 +246,7 @@ final class FileFollower {
         }
         splitter.reset(offset: 0)
         window = []
+        leading = []
         recordFingerprint(of: current, force: true)
         source.log.append([LogRecord(
             from: FilePosition(generation: previous, offset: end),
@@ -257,7 +276,7 @@ final class FileFollower {
                 break
             }
             if buffer.isEmpty { break }
-            publish(buffer, identity: current.identity)
+            publish(buffer[...], identity: current.identity)
             if buffer.count < Self.readSize { break }
         }
         source.logger.info("file truncated; read the rest of it from its copy", metadata: ["path": .string(source.path)])
@@ -276,6 +295,7 @@ final class FileFollower {
         let id = file.map { FileEventID(file: $0.identity, offset: end, check: endCheck) } ?? FileEventID.start(of: replacement.identity)
         splitter.reset(offset: 0)
         window = []
+        leading = []
         file = replacement
         recordFingerprint(of: replacement, force: true)
         source.log.append([LogRecord(

@@ -53,13 +53,13 @@ final class FollowedGenerationStore: Sendable {
         if let text { save(text) }
     }
 
-    /// Records `file` (with the fingerprint of its first bytes now) as followed; returns the
-    /// fingerprint's length, or `nil` when its first bytes could not be read. A file that no longer
-    /// starts as recorded was rewritten in place (also while tailsse was down): what it held before
-    /// is kept as truncated content.
+    /// Records `file` (with the fingerprint of its first bytes: `leading`, as a reader read them,
+    /// else what it holds now) as followed; returns the fingerprint's length, or `nil` when its
+    /// first bytes could not be read. A file that no longer starts as recorded was rewritten in
+    /// place (also while tailsse was down): what it held before is kept as truncated content.
     @discardableResult
-    func record(_ file: OpenFile) -> Int? {
-        guard let leading = try? file.leadingBytes() else { return nil }
+    func record(_ file: OpenFile, leading given: [UInt8]? = nil) -> Int? {
+        guard let leading = given.map({ Array($0.prefix(GenerationFingerprint.windowSize)) }) ?? (try? file.leadingBytes()) else { return nil }
         let fingerprint = GenerationFingerprint(of: leading)
         let text: String? = state.withLock { generations in
             var changed = false
