@@ -158,6 +158,13 @@ public struct EventEncoder: Sendable {
         encode(kind: .line, id: id, text: text, continues: continues, into: &buffer)
     }
 
+    /// ``encodeLine(_:id:continues:into:)`` for a file's line: specialised here, so a reader in
+    /// another module pays no generic dispatch per line.
+    @discardableResult
+    public func encodeLine(_ text: UnsafeRawBufferPointer, id: FileEventID, continues: Bool, into buffer: inout ByteBuffer) -> Bool {
+        encode(kind: .line, id: id, text: text, continues: continues, into: &buffer)
+    }
+
     @discardableResult
     private func encode(
         kind: StreamEvent.Kind, id: (some EventIDText)?, text: UnsafeRawBufferPointer, continues: Bool,

@@ -116,6 +116,21 @@ struct JSONTextTests {
         #expect(difference(repaired(bytes), repairedUTF8(bytes)) == nil)
     }
 
+    @Test("any byte at any place of a plain run is handled as on its own (8 bytes are tested at once)", arguments: 0...0xFF)
+    func byteInPlainRun(value: Int) {
+        let plain = Array("abcdefghijklmnopqrstuvwx".utf8)
+        let byte = UInt8(value)
+        // Fewer than 8 bytes are never tested at once: one byte alone is the reference.
+        let alone = escaped([byte])
+        let aloneRepaired = repaired([byte])
+        for place in 0..<plain.count {
+            var line = plain
+            line[place] = byte
+            #expect(escaped(line) == Array(plain[..<place]) + alone + Array(plain[(place + 1)...]), "byte \(value) at \(place)")
+            #expect(repaired(line) == Array(plain[..<place]) + aloneRepaired + Array(plain[(place + 1)...]), "byte \(value) at \(place)")
+        }
+    }
+
     @Test("writing appends to what the buffer already holds")
     func appends() {
         var buffer = ByteBuffer(string: "{\"text\":\"")
