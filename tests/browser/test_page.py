@@ -12,7 +12,7 @@ from http_client import metric
 from journal_files import has_journal_directory, write_journal
 from proxy_support import nginx  # noqa: F401  (the fixture)
 from server import append, wait_until
-from view import heap, lines, rows, wait_for_rows, wait_for_status, wait_for_text
+from view import heap, lines, rows, scroll_to_the_start, wait_for_rows, wait_for_status, wait_for_text
 
 
 def test_a_line_appended_to_the_file_appears_and_a_single_source_opens_by_itself(web, page, logdir):
@@ -127,14 +127,7 @@ def test_scrolling_to_the_top_loads_earlier_lines_with_no_gap_or_duplicate_at_th
     assert lines(page) == ["live-1"]
     everything = first + second + ["live-1"]
     # Scroll to the top as a user does: each time, the lines before the first row come in above.
-    for _ in range(5):
-        if page.is_hidden("#earlier-button"):
-            break
-        before = len(rows(page))
-        page.hover("#log")
-        page.mouse.wheel(0, -100000)
-        page.wait_for_function("n => document.querySelectorAll('#log .row').length > n || document.getElementById('earlier-button').hidden", arg=before)
-        page.wait_for_function("() => !document.getElementById('earlier-button').disabled")
+    scroll_to_the_start(page, rounds=5)
     assert page.is_hidden("#earlier-button"), "the start of the log was reached"
     # The long line is shown folded: compare each row's whole text.
     shown = [e["text"] for e in page.evaluate("window.tailsse.snapshot()") if e["kind"] == "line"]
@@ -167,14 +160,7 @@ def test_a_view_of_several_sources_and_a_glob_loads_earlier_lines_of_each_withou
     wait_for_text(page, "b-live")
     expected[("app", None)].append("app-live")
     expected[("web", "b.log")].append("b-live")
-    for _ in range(10):
-        if page.is_hidden("#earlier-button"):
-            break
-        before = len(rows(page))
-        page.hover("#log")
-        page.mouse.wheel(0, -100000)
-        page.wait_for_function("n => document.querySelectorAll('#log .row').length > n || document.getElementById('earlier-button').hidden", arg=before)
-        page.wait_for_function("() => !document.getElementById('earlier-button').disabled")
+    scroll_to_the_start(page, rounds=10)
     assert page.is_hidden("#earlier-button"), "the start of every source was reached"
     shown = {}
     for entry in page.evaluate("window.tailsse.snapshot()"):

@@ -43,3 +43,16 @@ def heap(page) -> dict:
     finally:
         cdp.detach()
     return {"used": usage["usedSize"], "total": usage["totalSize"]}
+
+
+def scroll_to_the_start(page, rounds: int) -> None:
+    """Scrolls to the top as a user does, each time waiting for the earlier lines to come in
+    above, until the page says the start was reached (the button hides) or `rounds` ran out."""
+    for _ in range(rounds):
+        if page.is_hidden("#earlier-button"):
+            return
+        before = len(rows(page))
+        page.hover("#log")
+        page.mouse.wheel(0, -100000)
+        page.wait_for_function("n => document.querySelectorAll('#log .row').length > n || document.getElementById('earlier-button').hidden", arg=before)
+        page.wait_for_function("() => !document.getElementById('earlier-button').disabled")
