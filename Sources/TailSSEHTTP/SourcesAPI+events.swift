@@ -16,41 +16,77 @@ extension SourcesAPI {
     /// Most journal filter terms (`FIELD=value` parameters) one stream may have.
     static let maxFilterTerms = 32
 
-    func events(_ request: Request, context: TailSSERequestContext) -> Response {
-        let query = request.uri.queryParameters
+    /// The sources of a multiplexed request (`/events`, `/events/lines`) and their parameters:
+    /// `source=NAME` (1–16, in order), `sharedKeys` for all, `NAME.PARAM=value` for one.
+    struct MultiplexQuery {
         var names: [String] = []
         var shared: [(key: String, value: String)] = []
         var perSource: [(source: String, key: String, value: String)] = []
-        var queryResumeID: String?
-        for (rawKey, rawValue) in query {
-            let key = String(rawKey)
-            let value = String(rawValue)
-            switch key {
-            case "source":
-                guard !names.contains(value) else { return Self.error("source '\(value.prefix(64))' is given twice", status: .badRequest) }
-                names.append(value)
-            case "tail", "grep", "grep-case":
-                shared.append((key, value))
-            case "lastEventId":
-                queryResumeID = value
-            default:
-                guard let dot = key.lastIndex(of: "."), dot != key.startIndex, key.index(after: dot) != key.endIndex else {
-                    return Self.error("unknown parameter '\(key.prefix(64))': per-source parameters are written NAME.PARAM", status: .badRequest)
+
+        /// Parses the query; `other` takes the route's own keys (`nil`: not one of them, else the
+        /// error to answer, if any). `example` shows the route's use; `unit` is what it serves.
+        static func parse(
+            _ request: Request, sharedKeys: Set<String>, example: String, unit: String, other: (String, String) -> Response??
+        ) -> Result<MultiplexQuery, MultiplexQueryError> {
+            var query = MultiplexQuery()
+            for (rawKey, rawValue) in request.uri.queryParameters {
+                let key = String(rawKey)
+                let value = String(rawValue)
+                if let taken = other(key, value) {
+                    if let taken { return .failure(MultiplexQueryError(response: taken)) }
+                    continue
                 }
-                perSource.append((String(key[..<dot]), String(key[key.index(after: dot)...]), value))
+                if key == "source" {
+                    guard !query.names.contains(value) else { return .failure(.init("source '\(value.prefix(64))' is given twice")) }
+                    query.names.append(value)
+                } else if sharedKeys.contains(key) {
+                    query.shared.append((key, value))
+                } else {
+                    guard let dot = key.lastIndex(of: "."), dot != key.startIndex, key.index(after: dot) != key.endIndex else {
+                        return .failure(.init("unknown parameter '\(key.prefix(64))': per-source parameters are written NAME.PARAM"))
+                    }
+                    query.perSource.append((String(key[..<dot]), String(key[key.index(after: dot)...]), value))
+                }
             }
+            guard !query.names.isEmpty else { return .failure(.init("name at least one source: \(example)")) }
+            guard query.names.count <= SourcesAPI.maxMultiplexedSources else {
+                return .failure(.init("at most \(SourcesAPI.maxMultiplexedSources) sources per \(unit)"))
+            }
+            for parameter in query.perSource where !query.names.contains(parameter.source) {
+                return .failure(.init("parameter '\(parameter.source.prefix(64)).\(parameter.key.prefix(64))' names a source that is not in this \(unit)"))
+            }
+            return .success(query)
         }
-        guard !names.isEmpty else { return Self.error("name at least one source: /events?source=NAME&source=...", status: .badRequest) }
-        guard names.count <= Self.maxMultiplexedSources else {
-            return Self.error("at most \(Self.maxMultiplexedSources) sources per stream", status: .badRequest)
+
+        /// The parameters for one source: the shared ones, then its own.
+        func parameters(of name: String) -> [(key: String, value: String)] {
+            shared + perSource.filter { $0.source == name }.map { (key: $0.key, value: $0.value) }
         }
+    }
+
+    struct MultiplexQueryError: Error {
+        var response: Response
+        init(response: Response) { self.response = response }
+        init(_ message: String) { self.response = SourcesAPI.error(message, status: .badRequest) }
+    }
+
+    func events(_ request: Request, context: TailSSERequestContext) -> Response {
+        var queryResumeID: String?
+        let parsed = MultiplexQuery.parse(request, sharedKeys: ["tail", "grep", "grep-case"], example: "/events?source=NAME&source=...", unit: "stream") { key, value in
+            guard key == "lastEventId" else { return nil }
+            queryResumeID = value
+            return .some(nil)
+        }
+        let query: MultiplexQuery
+        switch parsed {
+        case .success(let given): query = given
+        case .failure(let refusal): return refusal.response
+        }
+        let names = query.names
         var chosen: [any LogSource] = []
         for name in names {
             guard let source = source(named: name, for: context.grant) else { return Self.error("unknown source '\(name.prefix(64))'", status: .notFound) }
             chosen.append(source)
-        }
-        for parameter in perSource where !names.contains(parameter.source) {
-            return Self.error("parameter '\(parameter.source.prefix(64)).\(parameter.key.prefix(64))' names a source that is not in this stream", status: .badRequest)
         }
         let resumeText = request.headers[.lastEventID] ?? queryResumeID
         let resume: Result<CompositeEventID, CompositeEventID.ParseError>? = resumeText.map { text in
@@ -58,9 +94,8 @@ extension SourcesAPI {
         }
         var requests: [StreamRequest] = []
         for source in chosen {
-            let own = perSource.filter { $0.source == source.name }.map { (key: $0.key, value: $0.value) }
             var streamRequest: StreamRequest
-            switch Self.streamRequest(for: source, parameters: shared + own, ignoringOthers: false) {
+            switch Self.streamRequest(for: source, parameters: query.parameters(of: source.name), ignoringOthers: false) {
             case .success(let made): streamRequest = made
             case .failure(let problem): return Self.error("\(source.name): \(problem.message)", status: .badRequest)
             }

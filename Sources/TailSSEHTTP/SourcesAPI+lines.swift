@@ -159,36 +159,14 @@ extension SourcesAPI {
     /// `source=NAME` (1–16), `grep=`/`grep-case=` for all and `NAME.PARAM=value` for one, as on
     /// `/events`.
     func eventsLines(_ request: Request, context: TailSSERequestContext) async -> Response {
-        var names: [String] = []
-        var shared: [(key: String, value: String)] = []
-        var perSource: [(source: String, key: String, value: String)] = []
         var bounds = HistoryBounds()
-        for (rawKey, rawValue) in request.uri.queryParameters {
-            let key = String(rawKey)
-            let value = String(rawValue)
-            if let refused = bounds.take(key, value) {
-                if let refused { return refused }
-                continue
-            }
-            switch key {
-            case "source":
-                guard !names.contains(value) else { return Self.error("source '\(value.prefix(64))' is given twice", status: .badRequest) }
-                names.append(value)
-            case "grep", "grep-case":
-                shared.append((key, value))
-            default:
-                guard let dot = key.lastIndex(of: "."), dot != key.startIndex, key.index(after: dot) != key.endIndex else {
-                    return Self.error("unknown parameter '\(key.prefix(64))': /events/lines takes source, before, after, limit, grep, grep-case and NAME.PARAM", status: .badRequest)
-                }
-                perSource.append((String(key[..<dot]), String(key[key.index(after: dot)...]), value))
-            }
+        let parsed = MultiplexQuery.parse(request, sharedKeys: ["grep", "grep-case"], example: "/events/lines?source=NAME&source=...&before=ID", unit: "request") { key, value in
+            bounds.take(key, value)
         }
-        guard !names.isEmpty else { return Self.error("name at least one source: /events/lines?source=NAME&source=...&before=ID", status: .badRequest) }
-        guard names.count <= Self.maxMultiplexedSources else {
-            return Self.error("at most \(Self.maxMultiplexedSources) sources per request", status: .badRequest)
-        }
-        for parameter in perSource where !names.contains(parameter.source) {
-            return Self.error("parameter '\(parameter.source.prefix(64)).\(parameter.key.prefix(64))' names a source that is not in this request", status: .badRequest)
+        let query: MultiplexQuery
+        switch parsed {
+        case .success(let given): query = given
+        case .failure(let refusal): return refusal.response
         }
         let direction: HistoryRequest.Direction
         switch bounds.span {
@@ -198,15 +176,15 @@ extension SourcesAPI {
         }
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         var members: [MultiplexedHistory.Member] = []
-        for name in names {
+        for name in query.names {
             guard let source = source(named: name, for: context.grant) else { return Self.error("unknown source '\(name.prefix(64))'", status: .notFound) }
             guard let historical = source as? any HistoricalSource else {
                 return Self.error("source '\(name.prefix(64))' (\(source.kind)) has no history by position", status: .badRequest)
             }
-            let own = perSource.filter { $0.source == name }.map { (key: $0.key, value: $0.value) }
-            if own.contains(where: { $0.key == "tail" || $0.key == "lastEventId" }) { return Self.error("\(name): lines takes no tail or lastEventId", status: .badRequest) }
+            let parameters = query.parameters(of: name)
+            if parameters.contains(where: { $0.key == "tail" || $0.key == "lastEventId" }) { return Self.error("\(name): lines takes no tail or lastEventId", status: .badRequest) }
             let made: StreamRequest
-            switch Self.streamRequest(for: source, parameters: shared + own, ignoringOthers: false) {
+            switch Self.streamRequest(for: source, parameters: parameters, ignoringOthers: false) {
             case .success(let request): made = request
             case .failure(let problem): return Self.error("\(name): \(problem.message)", status: .badRequest)
             }
