@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import select
 import subprocess
 import time
@@ -343,3 +345,31 @@ def test_many_clients_get_the_same_lines(tailsse, logdir):
     finally:
         for c in clients:
             c.close()
+
+
+def test_a_replay_many_chunks_long_is_exact_while_the_file_grows_and_rotates(tailsse, logdir):
+    """A client replaying a file of several 256 KiB chunks gets its next chunk read while the last
+    is written: every byte still comes once and in order, while lines are appended and the file is
+    rotated during the replay, and for a client that pauses (its read-ahead is left) too."""
+    log = logdir / "app.log"
+    rng = random.Random(21)
+    first = b"".join(f"one {i:06d} ".encode() + b"x" * rng.randint(0, 150) + b"\n" for i in range(60_000))
+    first += b"long " + b"y" * 10_000 + b"\n"      # longer than max-line-bytes: in pieces
+    log.write_bytes(first)
+    srv = tailsse({"app": log}, max_line_bytes=4096)
+    second = b"".join(f"two {i:06d}\n".encode() for i in range(20_000))
+    with LineStream(srv.port, "/sources/app?tail=all") as fast, LineStream(srv.port, "/sources/app?tail=all") as paused:
+        fast.wait_lines(1)
+        append(log, b"more\n" * 100)
+        os.rename(log, logdir / "app.log.1")
+        log.write_bytes(second)
+        expected = first + b"more\n" * 100 + second
+        deadline = time.monotonic() + 60
+        while len(fast.body) < len(expected) and time.monotonic() < deadline:
+            fast.body += fast.read_some(timeout=1.0) or b""
+        paused.body += paused.read_some(timeout=1.0) or b""
+        time.sleep(0.3)     # a client that stops reading for a while, then reads at full speed
+        while len(paused.body) < len(expected) and time.monotonic() < deadline:
+            paused.body += paused.read_some(timeout=1.0) or b""
+        assert bytes(fast.body) == expected
+        assert bytes(paused.body) == expected

@@ -19,6 +19,25 @@ final class FileEventStream: EventStream {
     /// Where the stream started, and the id the client resumed with there (if it did).
     private let start: (position: FilePosition, id: String?)
 
+    /// A chunk read and encoded from `from` while the one before it was being written.
+    private struct ReadAhead {
+        var from: FilePosition
+        var limit: Int64
+        var sealed: Bool
+        var task: Task<Chunk?, Never>
+    }
+
+    /// Lines read and encoded from a generation: the bytes, the offset reached, how many events,
+    /// and whether the read filled its buffer (more may follow at once).
+    private typealias Chunk = (output: ByteBuffer, reached: Int64, lines: Int, full: Bool)
+
+    private let readAhead = Mutex<ReadAhead?>(nil)
+    /// When the last chunk read from the file was handed to the writer.
+    private let lastChunk = Mutex<ContinuousClock.Instant?>(nil)
+    /// A client that asks for the next chunk within this time of the last one keeps up: its next
+    /// chunk is read while this one is written. A slower one holds one chunk at a time.
+    private static let keepingUp: Duration = .milliseconds(20)
+
     /// - Parameter startID: the id the client resumed with, which names `start`.
     init(source: FileSource, encoder: EventEncoder, start: FilePosition, startID: String? = nil, pending: StreamEvent?) {
         self.source = source
@@ -27,7 +46,10 @@ final class FileEventStream: EventStream {
         self.cursor = SharedLogCursor(log: source.log, start: start, pending: pending.map { [$0] } ?? [])
     }
 
-    deinit { source.streamEnded() }
+    deinit {
+        readAhead.withLock { $0?.task.cancel() }
+        source.streamEnded()
+    }
 
     func stop() { cursor.stop() }
 
@@ -144,35 +166,40 @@ final class FileEventStream: EventStream {
     /// `verify`: for the active generation, the check of the bytes before `limit`; when the file no
     /// longer holds them (truncated before the follower looked), nothing read is sent: the follower
     /// seals the generation first (reading its rest from the copy, if one is beside it).
+    /// A client that keeps up gets its next chunk read while this one is written (``ReadAhead``).
     private func read(generation: Generation, from position: FilePosition, limit: Int64, sealed: Bool, verify: UInt32? = nil, into buffer: inout ByteBuffer) async -> CatchUp {
         guard let file = generation.file else { return .waitForFollower }
         let maxLineBytes = source.maxLineBytes
         let encoder = self.encoder
         let readSize = self.readSize
+        let identity = generation.identity ?? file.identity
         source.meter.caughtUp()
-        let outcome = await runBlocking { () -> (ByteBuffer, Int64, Int) in
-            let history = try file.history(before: position.offset)
-            var bytes: [UInt8] = []
-            let wanted = sealed ? min(Int64(readSize), limit - position.offset) : Int64(readSize)
-            try file.read(at: position.offset, count: Int(wanted), into: &bytes)
-            var splitter = LineSplitter(maxLineBytes: maxLineBytes, offset: position.offset, history: history)
-            var output = ByteBufferAllocator().buffer(capacity: bytes.count + bytes.count / 2 + 256)
-            var reached = position.offset
-            var lines = 0
-            let identity = generation.identity ?? file.identity
-            bytes.withUnsafeBytes { raw in
-                splitter.consume(raw) { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
-            }
-            if sealed, position.offset + Int64(bytes.count) >= limit {
-                splitter.flush { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
-            }
-            // Verified after the read: a file truncated since held other bytes when it was read.
-            if let verify, limit > 0, try PositionCheck(of: file.history(before: limit)).value != verify {
-                return (output, position.offset, 0)
-            }
-            return (output, reached, lines)
+        let read = { @Sendable (from: FilePosition) -> Chunk? in
+            await runBlocking {
+                try Self.readChunk(
+                    file, identity: identity, from: from.offset, limit: limit, sealed: sealed, verify: verify,
+                    readSize: readSize, maxLineBytes: maxLineBytes, encoder: encoder
+                )
+            } ?? nil
         }
-        guard let (output, reached, lines) = outcome, reached > position.offset else {
+        let ahead = readAhead.withLock { held -> ReadAhead? in
+            defer { held = nil }
+            return held
+        }
+        let outcome: Chunk?
+        if let ahead, ahead.from == position, ahead.sealed == sealed, ahead.limit <= limit {
+            outcome = await ahead.task.value
+        } else {
+            ahead?.task.cancel()
+            outcome = await read(position)
+        }
+        if let outcome, outcome.full, outcome.reached > position.offset, outcome.reached < limit,
+           let last = lastChunk.withLock({ $0 }), ContinuousClock.now - last < Self.keepingUp, !Task.isCancelled {
+            let next = FilePosition(generation: position.generation, offset: outcome.reached)
+            readAhead.withLock { $0 = ReadAhead(from: next, limit: limit, sealed: sealed, task: Task { await read(next) }) }
+        }
+        lastChunk.withLock { $0 = .now }
+        guard let (output, reached, lines, _) = outcome, reached > position.offset else {
             // A client gone (its task cancelled) reads nothing more; it skips nothing.
             guard sealed, let successor = generation.successor, !Task.isCancelled else { return .waitForFollower }
             moveToStart(of: successor, after: generation, marker: (.reset, "the rest of the replaced file could not be read; continuing with the new file"), into: &buffer)
@@ -188,4 +215,33 @@ final class FileEventStream: EventStream {
         cursor.move(to: FilePosition(generation: position.generation, offset: reached))
         return .progressed
     }
+
+    /// Reads from `offset` (at most `readSize` bytes, up to `limit` when `sealed`) and encodes the
+    /// lines that end at or before `limit`; `nil` when `verify` shows the file no longer holds what
+    /// the follower committed (nothing is sent then).
+    private static func readChunk(
+        _ file: OpenFile, identity: FileIdentity, from offset: Int64, limit: Int64, sealed: Bool, verify: UInt32?,
+        readSize: Int, maxLineBytes: Int, encoder: EventEncoder
+    ) throws -> Chunk? {
+        let history = try file.history(before: offset)
+        var bytes: [UInt8] = []
+        let wanted = sealed ? min(Int64(readSize), limit - offset) : Int64(readSize)
+        try file.read(at: offset, count: Int(wanted), into: &bytes)
+        var splitter = LineSplitter(maxLineBytes: maxLineBytes, offset: offset, history: history)
+        var output = ByteBufferAllocator().buffer(capacity: bytes.count + bytes.count / 2 + 256)
+        var reached = offset
+        var lines = 0
+        bytes.withUnsafeBytes { raw in
+            splitter.consume(raw) { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
+        }
+        if sealed, offset + Int64(bytes.count) >= limit {
+            splitter.flush { Self.emit($0, identity: identity, limit: limit, encoder: encoder, into: &output, reached: &reached, lines: &lines) }
+        }
+        // Verified after the read: a file truncated since held other bytes when it was read.
+        if let verify, limit > 0, try PositionCheck(of: file.history(before: limit)).value != verify {
+            return (output, offset, 0, false)
+        }
+        return (output, reached, lines, bytes.count == Int(wanted) && wanted > 0)
+    }
+
 }
