@@ -17,6 +17,12 @@ from http_client import LineStream, SSEStream, metric, request
 from server import wait_until
 
 
+@pytest.fixture(autouse=True)
+def live_push(monkeypatch):
+    """The push path is experimental and off by default: these servers run with it."""
+    monkeypatch.setenv("TAILSSE_LIVE_PUSH", "on")
+
+
 def source_metric(port: int, name: str, source: str = "app") -> float:
     body = request(port, "/metrics").body.decode()
     match = re.search(rf'^{name}{{source="{source}"}} (\S+)$', body, re.M)
