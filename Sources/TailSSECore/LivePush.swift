@@ -230,8 +230,12 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         deliver(batch, to: members)
     }
 
+    /// Most bytes one lane job writes to one member: what its connection queues stays bounded
+    /// however large a batch grew while the lane was busy.
+    static var maxBytesPerJob: Int { 64 << 10 }
+
     /// On the lane: writes the batch to every member that is still on it and takes bytes; one
-    /// that does not is let go.
+    /// that does not, or that took ``maxBytesPerJob`` of it, is let go.
     private func deliver(_ batch: [Pushed], to members: [Member]) {
         guard let newest = batch.last?.sequence else { return }
         let now = ContinuousClock.now
@@ -246,6 +250,9 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
             var bytes = 0
             var events = 0
             for pushed in batch where pushed.sequence > member.sequence {
+                // A batch that grew large while the lane was busy: a member takes at most this
+                // much of it; the rest it reads on its own, at the pace its client reads.
+                if bytes >= Self.maxBytesPerJob { break }
                 if let form = pushed.forms[index] {
                     member.target.write(form)
                     bytes += form.readableBytes
@@ -260,6 +267,7 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
             member.lastWrite = now
             sent.events += events
             sent.bytes += bytes
+            if member.sequence < newest, take(member) { member.leave(.notWritable) }
         }
         if sent.bytes > 0 { members.first?.meter?.sent(events: sent.events, bytes: sent.bytes) }
     }

@@ -58,7 +58,7 @@ private func cursorAtLiveEnd(_ log: Log) async -> SharedLogCursor<Int> {
 /// Returns once `count` clients are on the push path (or fails after 10 s).
 private func members(_ count: Int, of log: Log) async {
     let deadline = ContinuousClock.now + .seconds(10)
-    while log.push.memberCount < count {
+    while log.push.memberCount != count {
         guard ContinuousClock.now < deadline else {
             Issue.record("\(log.push.memberCount) of \(count) clients joined")
             return
@@ -157,6 +157,26 @@ private func pushedCursor(
         await members(1, of: log)
         cursor.stop()
         #expect(await again.value?.reason == .stopped)
+    }
+
+    @Test func aMemberTakesAtMostItsShareOfALargeBatchAndReadsTheRestFromTheLog() async {
+        let (log, cursor, target, follower) = await pushedCursor()
+        // One batch far larger than a member may take in one job (as when the lane was busy).
+        let count = 2 * (64 << 10) / encoded(1..<2).utf8.count
+        log.append((1...count).map(line))
+        await members(0, of: log)
+        if log.push.memberCount > 0 { cursor.stop() }
+        let outcome = await follower.value
+        #expect(outcome?.reason == .notWritable)
+        let taken = outcome.map { $0.sequence - 1 } ?? 0
+        #expect(taken > 0 && taken < UInt64(count))
+        #expect(outcome?.bytes ?? 0 >= 64 << 10 && outcome?.bytes ?? 0 < (64 << 10) + 64)
+        let pushed = await collect(target, bytes: outcome?.bytes ?? 0)
+        #expect(pushed == encoded(1..<(Int(taken) + 1)))
+        let expected = encoded((Int(taken) + 1)..<(count + 1))
+        var rest = ByteBuffer()
+        while rest.readableBytes < expected.utf8.count { _ = await cursor.next(encoder: encoder, into: &rest) }
+        #expect(String(buffer: rest) == expected)
     }
 
     @Test func closingTheLogMakesMembersLeaveAndRefusesNewOnes() async {
