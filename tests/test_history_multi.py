@@ -89,25 +89,15 @@ def three_sources(tailsse, logdir, tmp_path):
     return srv, events, reference, log, web
 
 
-def expected_before(reference, anchor: str, limit: int):
+def expected(reference, anchor: str, limit: int, before: bool):
+    """Each (source, file)'s `limit` lines ending at (before) or following (after) its part of `anchor`."""
     parts = own_parts(anchor)
     out = {}
     for key, lines in reference.items():
         ids = [i for _, i in lines]
         if key in parts and parts[key] in ids:
-            end = ids.index(parts[key]) + 1
-            out[key] = lines[max(0, end - limit):end]
-    return {k: v for k, v in out.items() if v}
-
-
-def expected_after(reference, anchor: str, limit: int):
-    parts = own_parts(anchor)
-    out = {}
-    for key, lines in reference.items():
-        ids = [i for _, i in lines]
-        if key in parts and parts[key] in ids:
-            start = ids.index(parts[key]) + 1
-            out[key] = lines[start:start + limit]
+            at = ids.index(parts[key]) + 1
+            out[key] = lines[max(0, at - limit):at] if before else lines[at:at + limit]
     return {k: v for k, v in out.items() if v}
 
 
@@ -123,14 +113,14 @@ def test_events_history_answers_every_source_exactly_with_composite_ids(three_so
         anchor = events[k][1]
         limit = rng.randint(1, 40)
         got, _ = answer(srv, f"{LINES}&before={urllib.parse.quote(anchor)}&limit={limit}")
-        assert grouped(got) == expected_before(reference, anchor, limit), (k, limit)
+        assert grouped(got) == expected(reference, anchor, limit, before=True), (k, limit)
         # Source by source, in the request's order (a glob's files in its own order).
         order = [key_of(e) for e in got]
         assert order == sorted(order, key=lambda key: ["app", "web", "journal"].index(key[0]))
         # The last event's id is the anchor: every source where it was.
         assert own_parts(got[-1]["id"]) == own_parts(anchor)
         got, _ = answer(srv, f"{LINES}&after={urllib.parse.quote(anchor)}&limit={limit}")
-        assert grouped(got) == expected_after(reference, anchor, limit), (k, limit)
+        assert grouped(got) == expected(reference, anchor, limit, before=False), (k, limit)
     got, edge = answer(srv, f"{LINES}&after=start&limit=10000")
     assert grouped(got) == reference and edge == "yes"
     # Plain text and SSE: every line once, prefixed with its source (and file).
