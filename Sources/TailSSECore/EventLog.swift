@@ -67,6 +67,7 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
         var pending: [UInt64: WakeReason] = [:]
         var suspended: [UInt64: CheckedContinuation<WakeReason, Never>] = [:]
         var nextToken: UInt64 = 1
+        var lastWoken = 0
         var closed = false
         var finalEvent: StreamEvent?
     }
@@ -119,7 +120,9 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
                 let dropped = state.records.removeFirst()
                 state.bytes -= dropped.event?.footprint ?? 32
             }
-            return Self.takeWaiters(&state)
+            let woken = Self.takeWaiters(&state)
+            state.lastWoken = woken.count
+            return woken
         }
         push.publish(numbered)
         for continuation in toWake { continuation.resume(returning: .appended) }
@@ -233,6 +236,11 @@ public final class EventLog<Position: Hashable & Sendable>: Sendable {
 
     /// Number of tokens in use (clients of this source).
     public var waiterCount: Int { state.withLock { $0.tokens.count } }
+
+    /// How many clients the next append wakes, each in a task of its own: those waiting at the live
+    /// end now, or as many as the last append woke (they may not be back waiting yet). Clients that
+    /// are behind, or on the push path, are not among them.
+    public var wakingCount: Int { state.withLock { max($0.suspended.count, $0.lastWoken) } }
 
     private static func takeWaiters(_ state: inout State) -> [CheckedContinuation<WakeReason, Never>] {
         guard !state.suspended.isEmpty else { return [] }

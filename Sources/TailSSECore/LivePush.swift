@@ -109,21 +109,13 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         }
     }
 
-    /// A published record: its bytes per format (`nil`: not written in that format).
-    struct Pushed: Sendable {
-        var sequence: UInt64
-        var to: Position
-        var forms: [ByteBuffer?]
-        var counts: [Int]
-    }
-
     /// The members of one event loop, and the records published for them that its job has not
     /// taken yet: records published while a job is pending join it, so under load each write
     /// carries more records instead of jobs queueing up.
     private struct Lane {
         var target: any PushTarget
         var members: [ObjectIdentifier: Member] = [:]
-        var pending: [Pushed] = []
+        var pending = PushBatch<Position>()
         var scheduled = false
     }
 
@@ -188,26 +180,9 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         state.withLock { state in
             state.published = last.sequence
             guard !state.lanes.isEmpty, !state.closed else { return }
-            let encoders = state.encoders
-            let batch: [Pushed] = records.map { record in
-                var forms: [ByteBuffer?] = [nil, nil, nil]
-                var counts = [0, 0, 0]
-                if let event = record.event {
-                    for (format, entry) in encoders {
-                        let index = format.formIndex
-                        guard entry.encoder.writes(event.kind) else { continue }
-                        var bytes = ByteBufferAllocator().buffer(capacity: 0)
-                        entry.encoder.encode(record, into: &bytes)
-                        if bytes.readableBytes > 0 {
-                            forms[index] = bytes
-                            counts[index] = 1
-                        }
-                    }
-                }
-                return Pushed(sequence: record.sequence, to: record.to, forms: forms, counts: counts)
-            }
+            let batch = PushBatch(encoding: records, with: state.encoders.values.map(\.encoder))
             for key in Array(state.lanes.keys) {
-                state.lanes[key]?.pending.append(contentsOf: batch)
+                state.lanes[key]?.pending.append(batch)
                 guard let lane = state.lanes[key], !lane.scheduled else { continue }
                 state.lanes[key]?.scheduled = true
                 lane.target.run { [self] in drain(lane: key) }
@@ -217,10 +192,10 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
 
     /// On the lane: writes what was published since the last job to the lane's members.
     private func drain(lane key: ObjectIdentifier) {
-        let taken: ([Pushed], [Member])? = state.withLock { state in
+        let taken: (PushBatch<Position>, [Member])? = state.withLock { state in
             guard var lane = state.lanes[key] else { return nil }
             defer {
-                lane.pending = []
+                lane.pending = PushBatch()
                 lane.scheduled = false
                 state.lanes[key] = lane
             }
@@ -234,10 +209,11 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
     /// however large a batch grew while the lane was busy.
     static var maxBytesPerJob: Int { 64 << 10 }
 
-    /// On the lane: writes the batch to every member that is still on it and takes bytes; one
-    /// that does not, or that took ``maxBytesPerJob`` of it, is let go.
-    private func deliver(_ batch: [Pushed], to members: [Member]) {
-        guard let newest = batch.last?.sequence else { return }
+    /// On the lane: writes the batch to every member that is still on it and takes bytes, in one
+    /// write of the records it has not sent yet; one that does not take bytes, or that took
+    /// ``maxBytesPerJob`` of it, is let go.
+    private func deliver(_ batch: PushBatch<Position>, to members: [Member]) {
+        guard let newest = batch.lastSequence else { return }
         let now = ContinuousClock.now
         var sent: (events: Int, bytes: Int) = (0, 0)
         for member in members where member.sequence < newest {
@@ -246,27 +222,18 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
                 if take(member) { member.leave(.notWritable) }
                 continue
             }
-            let index = member.format.formIndex
-            var bytes = 0
-            var events = 0
-            for pushed in batch where pushed.sequence > member.sequence {
-                // A batch that grew large while the lane was busy: a member takes at most this
-                // much of it; the rest it reads on its own, at the pace its client reads.
-                if bytes >= Self.maxBytesPerJob { break }
-                if let form = pushed.forms[index] {
-                    member.target.write(form)
-                    bytes += form.readableBytes
-                    events += pushed.counts[index]
-                }
-                member.sequence = pushed.sequence
-                member.position = pushed.to
-            }
-            guard bytes > 0 else { continue }
+            // A batch that grew large while the lane was busy: a member takes at most its share
+            // of it; the rest it reads on its own, at the pace its client reads.
+            let part = batch.part(after: member.sequence, format: member.format, maxBytes: Self.maxBytesPerJob)
+            member.sequence = part.sequence
+            member.position = part.position
+            guard let bytes = part.bytes else { continue }
+            member.target.write(bytes)
             member.target.flush()
-            member.bytes += bytes
+            member.bytes += bytes.readableBytes
             member.lastWrite = now
-            sent.events += events
-            sent.bytes += bytes
+            sent.events += part.events
+            sent.bytes += bytes.readableBytes
             if member.sequence < newest, take(member) { member.leave(.notWritable) }
         }
         if sent.bytes > 0 { members.first?.meter?.sent(events: sent.events, bytes: sent.bytes) }
@@ -300,6 +267,122 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
 
     /// Clients on the push path now.
     public var memberCount: Int { state.withLock { $0.lanes.values.reduce(0) { $0 + $1.members.count } } }
+}
+
+/// Records published to the push path, encoded once per format into one buffer each, so a member
+/// that is up to date gets all it lacks in one write (a slice of the shared bytes).
+struct PushBatch<Position: Sendable>: Sendable {
+    /// The records' sequence numbers (consecutive) and the positions after them.
+    private(set) var sequences: [UInt64] = []
+    private(set) var positions: [Position] = []
+    /// Per format (``StreamFormat/formIndex``): the records' bytes one after the other (`nil`: no
+    /// member takes that format), the offset where each record's bytes end, and how many events
+    /// the records up to each one carry.
+    private var forms: [ByteBuffer?] = [nil, nil, nil]
+    private var ends: [[Int]] = [[], [], []]
+    private var events: [[Int]] = [[], [], []]
+
+    init() {}
+
+    /// Encodes `records` with each of `encoders` (one per format).
+    init(encoding records: [LogRecord<Position>], with encoders: some Sequence<EventEncoder>) {
+        sequences = records.map(\.sequence)
+        positions = records.map(\.to)
+        for encoder in encoders {
+            let index = encoder.format.formIndex
+            var bytes = ByteBufferAllocator().buffer(capacity: 0)
+            var recordEnds: [Int] = []
+            var recordEvents: [Int] = []
+            recordEnds.reserveCapacity(records.count)
+            recordEvents.reserveCapacity(records.count)
+            var count = 0
+            for record in records {
+                if let event = record.event, encoder.writes(event.kind) {
+                    let before = bytes.writerIndex
+                    encoder.encode(record, into: &bytes)
+                    if bytes.writerIndex > before { count += 1 }
+                }
+                recordEnds.append(bytes.writerIndex)
+                recordEvents.append(count)
+            }
+            forms[index] = bytes
+            ends[index] = recordEnds
+            events[index] = recordEvents
+        }
+    }
+
+    var lastSequence: UInt64? { sequences.last }
+
+    /// Adds the records of `later` (published after these, with the same formats or more).
+    mutating func append(_ later: PushBatch) {
+        guard !sequences.isEmpty else {
+            self = later
+            return
+        }
+        let count = sequences.count
+        for index in 0..<3 {
+            switch (forms[index], later.forms[index]) {
+            case (nil, nil):
+                continue
+            case (.some, let added):
+                var joined = forms[index].take()!
+                let offset = joined.writerIndex
+                let counted = events[index].last ?? 0
+                if let added {
+                    joined.writeImmutableBuffer(added)
+                    ends[index].append(contentsOf: later.ends[index].lazy.map { $0 + offset })
+                    events[index].append(contentsOf: later.events[index].lazy.map { $0 + counted })
+                } else {
+                    ends[index].append(contentsOf: repeatElement(offset, count: later.sequences.count))
+                    events[index].append(contentsOf: repeatElement(counted, count: later.sequences.count))
+                }
+                forms[index] = joined
+            case (nil, let added?):
+                forms[index] = added
+                ends[index] = Array(repeating: 0, count: count) + later.ends[index]
+                events[index] = Array(repeating: 0, count: count) + later.events[index]
+            }
+        }
+        sequences.append(contentsOf: later.sequences)
+        positions.append(contentsOf: later.positions)
+    }
+
+    /// What a member that has sent up to `sequence` gets of this batch in `format`: the records after
+    /// it, up to the first that brings it to `maxBytes` (`bytes` is `nil` when none of them writes
+    /// anything in that format), and the sequence and position after the last of them.
+    func part(after sequence: UInt64, format: StreamFormat, maxBytes: Int) -> (bytes: ByteBuffer?, events: Int, sequence: UInt64, position: Position) {
+        let index = format.formIndex
+        let first = sequences.partitioningIndex { $0 > sequence }
+        precondition(first < sequences.count, "a member up to date with the batch gets no part of it")
+        guard let form = forms[index] else { return (nil, 0, sequences[first], positions[first]) }
+        let startOffset = first == 0 ? 0 : ends[index][first - 1]
+        let startEvents = first == 0 ? 0 : events[index][first - 1]
+        let recordEnds = ends[index]
+        let last = min(recordEnds[first...].partitioningIndex { $0 - startOffset >= maxBytes }, recordEnds.count - 1)
+        let length = recordEnds[last] - startOffset
+        let bytes = length > 0 ? form.getSlice(at: form.readerIndex + startOffset, length: length) : nil
+        return (bytes, events[index][last] - startEvents, sequences[last], positions[last])
+    }
+}
+
+extension RandomAccessCollection {
+    /// The index of the first element for which `isAfter` holds, all the ones before it failing it
+    /// (`endIndex` when none holds).
+    func partitioningIndex(where isAfter: (Element) -> Bool) -> Index {
+        var low = startIndex
+        var count = distance(from: startIndex, to: endIndex)
+        while count > 0 {
+            let half = count / 2
+            let middle = index(low, offsetBy: half)
+            if isAfter(self[middle]) {
+                count = half
+            } else {
+                low = index(after: middle)
+                count -= half + 1
+            }
+        }
+        return low
+    }
 }
 
 extension StreamFormat {

@@ -187,17 +187,37 @@ extension Array where Element == [UInt8] {
 struct FanOutPacingTests {
     @Test("no pause for few clients, growing with clients, capped")
     func pacing() {
-        #expect(FanOutPacing.pauseMicroseconds(clients: 0) == 0)
-        #expect(FanOutPacing.pauseMicroseconds(clients: 1) == 0)
-        #expect(FanOutPacing.pauseMicroseconds(clients: 4) == 0)
-        #expect(FanOutPacing.pauseMicroseconds(clients: 100) == 4_000)
-        #expect(FanOutPacing.pauseMicroseconds(clients: 10_000) == FanOutPacing.maximumMicroseconds)
-        let pauses = (0...1000).map { FanOutPacing.pauseMicroseconds(clients: $0) }
+        #expect(FanOutPacing.pauseMicroseconds(waking: 0) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 1) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 4) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 100) == 4_000)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 10_000) == FanOutPacing.maximumMicroseconds)
+        let pauses = (0...1000).map { FanOutPacing.pauseMicroseconds(waking: $0) }
         #expect(zip(pauses, pauses.dropFirst()).allSatisfy { $0 <= $1 })
         // Pushed clients cost a write, not a wake-up.
-        #expect(FanOutPacing.pauseMicroseconds(clients: 100, pushed: 100) == 2_000)
-        #expect(FanOutPacing.pauseMicroseconds(clients: 100, pushed: 50) == 3_000)
-        #expect(FanOutPacing.pauseMicroseconds(clients: 5, pushed: 5) == 0)
-        #expect(FanOutPacing.pauseMicroseconds(clients: 10_000, pushed: 10_000) == FanOutPacing.maximumMicroseconds)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 0, pushed: 100) == 2_000)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 50, pushed: 50) == 3_000)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 0, pushed: 5) == 0)
+        #expect(FanOutPacing.pauseMicroseconds(waking: 10_000, pushed: 10_000) == FanOutPacing.maximumMicroseconds)
+    }
+
+    @Test("a log counts the clients an append wakes: waiting now, or woken by the last append")
+    func wakingClients() async {
+        let log = EventLog<Int>(start: 0)
+        log.append([LogRecord(from: 0, to: 1, event: .line(Array("a".utf8), id: "1"))])
+        // A client that is behind reads at its own pace: it holds a token but does not wait.
+        _ = log.makeWaitToken()
+        let tokens = [log.makeWaitToken(), log.makeWaitToken()]
+        #expect(log.wakingCount == 0)
+        let waits = tokens.map { token in Task { await log.wait(after: 1, token: token) } }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while log.wakingCount < 2, ContinuousClock.now < deadline { await Task.yield() }
+        #expect(log.wakingCount == 2)
+        log.append([LogRecord(from: 1, to: 2, event: .line(Array("b".utf8), id: "2"))])
+        for wait in waits { #expect(await wait.value == .appended) }
+        // None waits again yet: the next append is still expected to wake the two.
+        #expect(log.wakingCount == 2)
+        log.append([LogRecord(from: 2, to: 3, event: .line(Array("c".utf8), id: "3"))])
+        #expect(log.wakingCount == 0)
     }
 }

@@ -8,7 +8,7 @@ import Testing
 /// to the test through an `AsyncStream`.
 private final class RecordingTarget: PushTarget {
     let lane: ObjectIdentifier
-    private let queue: DispatchQueue
+    let queue: DispatchQueue
     private let writable = Mutex(true)
     let writes: AsyncStream<ByteBuffer>
     private let sink: AsyncStream<ByteBuffer>.Continuation
@@ -24,7 +24,15 @@ private final class RecordingTarget: PushTarget {
     func write(_ bytes: ByteBuffer) { sink.yield(bytes) }
     func flush() {}
 
+    /// Ends `writes` (a waiting test gets what came so far).
+    func endWrites() { sink.finish() }
     func setWritable(_ value: Bool) { writable.withLock { $0 = value } }
+    /// Holds the lane until the returned function is called (as a busy event loop would).
+    func hold() -> @Sendable () -> Void {
+        let release = DispatchSemaphore(value: 0)
+        queue.async { release.wait() }
+        return { release.signal() }
+    }
     /// Runs `body` on the lane after everything queued there before (a barrier for the test).
     func drain() async { await withCheckedContinuation { continuation in queue.async { continuation.resume() } } }
 }
@@ -39,7 +47,7 @@ private let encoder = EventEncoder(format: .eventStream, source: "app")
 /// No heartbeat within a test.
 private let quiet = PushHeartbeat(after: .seconds(3600), quietSince: .now)
 
-private func encoded(_ range: Range<Int>) -> String {
+private func encoded(_ range: Range<Int>, by encoder: EventEncoder = encoder) -> String {
     var buffer = ByteBuffer()
     for n in range { encoder.encode(.line(Array("line \(n)".utf8), id: "\(n + 1)"), into: &buffer) }
     return String(buffer: buffer)
@@ -67,7 +75,13 @@ private func members(_ count: Int, of log: Log) async {
     }
 }
 
+/// What `target` was written until `count` bytes came (or what came within 10 s).
 private func collect(_ target: RecordingTarget, bytes count: Int) async -> String {
+    let deadline = Task {
+        try await Task.sleep(for: .seconds(10))
+        target.endWrites()
+    }
+    defer { deadline.cancel() }
     var text = ""
     for await write in target.writes {
         text += String(buffer: write)
@@ -177,6 +191,39 @@ private func pushedCursor(
         var rest = ByteBuffer()
         while rest.readableBytes < expected.utf8.count { _ = await cursor.next(encoder: encoder, into: &rest) }
         #expect(String(buffer: rest) == expected)
+    }
+
+    @Test func recordsPublishedWhileTheLaneIsBusyReachEachMemberInOneWrite() async {
+        let (log, cursor, target, _) = await pushedCursor()
+        let release = target.hold()
+        for n in 1...5 { log.append([line(n)]) }
+        release()
+        var writes = target.writes.makeAsyncIterator()
+        let first = await writes.next()
+        #expect(first.map { String(buffer: $0) } == encoded(1..<6))
+        cursor.stop()
+    }
+
+    @Test func aMemberOfAnotherFormatJoiningWhileRecordsWaitGetsOnlyWhatCameAfterItJoined() async {
+        let (log, sse, sseTarget, _) = await pushedCursor()
+        let release = sseTarget.hold()
+        log.append([line(1)])
+        // A second client, in NDJSON on the same lane, that has read up to line 1 itself.
+        let ndjson = EventEncoder(format: .ndjson, source: "app")
+        let cursor = SharedLogCursor(log: log, start: 0)
+        var read = ByteBuffer()
+        while read.readableBytes < encoded(0..<2, by: ndjson).utf8.count { _ = await cursor.next(encoder: ndjson, into: &read) }
+        let target = RecordingTarget(queue: sseTarget.queue)
+        let follower = Task { await cursor.followLive(target, encoder: ndjson, meter: nil, heartbeat: quiet) }
+        await members(2, of: log)
+        log.append([line(2)])
+        log.append([line(3)])
+        release()
+        #expect(await collect(sseTarget, bytes: encoded(1..<4).utf8.count) == encoded(1..<4))
+        #expect(await collect(target, bytes: encoded(2..<4, by: ndjson).utf8.count) == encoded(2..<4, by: ndjson))
+        cursor.stop()
+        sse.stop()
+        #expect(await follower.value?.sequence == 4)
     }
 
     @Test func closingTheLogMakesMembersLeaveAndRefusesNewOnes() async {

@@ -236,7 +236,7 @@ private final class WatchLoop: @unchecked Sendable {
             var due = Set<Key>()
             if fds[0].revents != 0 {
                 let pause = FanOutPacing.pauseMicroseconds(
-                    clients: followers.values.reduce(0) { $0 + $1.source.clientCount }, pushed: followers.values.reduce(0) { $0 + $1.source.pushedClientCount }
+                    waking: followers.values.reduce(0) { $0 + $1.source.log.wakingCount }, pushed: followers.values.reduce(0) { $0 + $1.source.pushedClientCount }
                 )
                 if pause > 0 { usleep(UInt32(pause)) }
                 readEvents(into: &due, buffer: &buffer)

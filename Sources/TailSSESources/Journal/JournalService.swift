@@ -202,7 +202,7 @@ private final class JournalFollower: @unchecked Sendable {
     /// flow the follower also looks for them every millisecond; when quiet, every 50 ms.
     private func pollTimeout(_ journal: JournalHandle) -> Int32 {
         let active = ContinuousClock.now - lastEntry < .seconds(1)
-        let paced = Int32(max(1, FanOutPacing.pauseMicroseconds(clients: source.clientCount, pushed: source.pushedClientCount) / 1000))
+        let paced = Int32(max(1, FanOutPacing.pauseMicroseconds(waking: source.log.wakingCount, pushed: source.pushedClientCount) / 1000))
         let own: Int32 = active ? paced : 50
         let requested = journal.timeoutMilliseconds()
         return requested < 0 ? own : min(requested, own)
