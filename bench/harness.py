@@ -658,7 +658,7 @@ class Bench:
 
     def server(self, files: dict[str, str | Path], extra: list[str] | None = None,
                wrapper: list[str] | None = None, push: bool = True) -> Server:
-        """A tailsse with the push fan-out (TAILSSE_LIVE_PUSH=on); `push=False`: the default, every client
+        """A tailsse with the push fan-out (the default); `push=False`: TAILSSE_LIVE_PUSH=off, every client
         reads the live end in its own task, to compare with in the same run."""
         return Server(self.binary, files, self.workdir, extra, wrapper, env={"TAILSSE_LIVE_PUSH": "on" if push else "off"})
 

@@ -280,8 +280,8 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
                      + (f"Peer: websocketd running `tail -n 0 -F FILE` once per WebSocket client, {clients} "
                         "clients (the same client speaks WebSocket: handshake, then one line per message); its "
                         "CPU and memory are its whole process tree's. " if p.websocketd else "")
-                     + "'tailsse SSE' runs with the experimental push fan-out (TAILSSE_LIVE_PUSH=on); 'tailsse SSE, no "
-                     "push' is the default: every client reads the live end in a task of its own. "
+                     + "'tailsse SSE' is the default, the push fan-out; 'tailsse SSE, no "
+                     "push' runs with TAILSSE_LIVE_PUSH=off: every client reads the live end in a task of its own. "
                      + "Every follower must get every line exactly "
                      "once, in order, or the run fails. Percentiles are over all lines × followers; "
                      "'slowest follower' is, per line, the latest of the followers."),
@@ -666,8 +666,8 @@ def journal_live(bench: Bench, p: argparse.Namespace) -> None:
                        f"run), {clients} SSE client{plural} on `/entries?follow&SYSLOG_IDENTIFIER=TAG` with "
                        "`Accept: text/event-stream` (the run's own tag: it starts at the run's first entry); its "
                        "'server peak RSS' is its RSS at the end of the run. " if have_gatewayd else "")
-                    + "'tailsse SSE' with the experimental push fan-out (TAILSSE_LIVE_PUSH=on), 'tailsse SSE, no push' "
-                    "the default (every client reads the live end in a task of its own). "
+                    + "'tailsse SSE' is the default, the push fan-out; 'tailsse SSE, no push' "
+                    "runs with TAILSSE_LIVE_PUSH=off (every client reads the live end in a task of its own). "
                     + "Every follower must get every entry exactly once, in order. The latency includes journald's "
                     "own path (stream socket → mmap'ed journal file), the same for all."),
                 subjects={base_name: lambda f=journalctl_f: measure(f),
@@ -978,8 +978,8 @@ def fanout_file(bench: Bench, p: argparse.Namespace) -> None:
                        f"tailsse: {clients:,} SSE clients on `/sources/NAME?tail=0` of one file (fresh server and "
                        "file per run)." + (f" Peer: websocketd running `tail -n 0 -F FILE` per WebSocket client "
                                            f"({clients:,} clients, so {clients:,} `tail` processes)." if peer else "")
-                       + " 'tailsse SSE' with the experimental push fan-out (TAILSSE_LIVE_PUSH=on), 'tailsse SSE, no "
-                       "push' the default (every client reads the live end in a task of its own). " + text)
+                       + " 'tailsse SSE' is the default, the push fan-out; 'tailsse SSE, no "
+                       "push' runs with TAILSSE_LIVE_PUSH=off (every client reads the live end in a task of its own). " + text)
 
 
 @case("fanout-journal")

@@ -17,12 +17,6 @@ from http_client import LineStream, SSEStream, metric, request
 from server import wait_until
 
 
-@pytest.fixture(autouse=True)
-def live_push(monkeypatch):
-    """The push path is experimental and off by default: these servers run with it."""
-    monkeypatch.setenv("TAILSSE_LIVE_PUSH", "on")
-
-
 def source_metric(port: int, name: str, source: str = "app") -> float:
     body = request(port, "/metrics").body.decode()
     match = re.search(rf'^{name}{{source="{source}"}} (\S+)$', body, re.M)
@@ -149,3 +143,39 @@ def test_clients_flip_between_push_and_reading_on_their_own_under_a_full_speed_w
     assert fallbacks >= rounds, fallbacks
     wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 6, what="every client pushed again at the end")
     assert metric(srv.port, "tailsse_streams") == 6
+
+
+def test_a_slow_client_reading_from_the_file_gets_lines_longer_than_its_small_reads(tailsse, logdir):
+    """A client whose connection takes bytes slowly is served in small reads (16 KiB); lines of
+    20–60 KiB (under --max-line-bytes, 64 KiB) among short ones still reach it whole and in order:
+    a read in which no line ends is read again larger."""
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    srv = tailsse({"app": log}, heartbeat=30, write_timeout=30, shared_buffer_bytes=64 << 10, max_line_bytes=65536)
+    rng = random.Random(7)
+    stream = LineStream(srv.port, "/sources/app?tail=0", accept="application/x-ndjson", rcvbuf=8192)
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 1, what="the client pushed")
+    lines = []
+    # ~10 MB: more than the kernel's socket buffers take, so the client's connection holds the
+    # server back and it reads at the client's pace.
+    for n in range(480):
+        size = rng.choice([10, 20_000, 40_000, 60_000]) if n % 3 else 50
+        lines.append(b"%06d " % n + bytes(rng.choice(b"abcdefgh") for _ in range(8)) * (size // 8))
+    with open(log, "ab") as f:
+        for line in lines:
+            f.write(line + b"\n")
+    got: list[bytes] = []
+    rest = b""
+    deadline = time.monotonic() + 120
+    while len(got) < len(lines) and time.monotonic() < deadline:
+        data = stream.read_some(timeout=0.05, max_bytes=4096)
+        assert data != b"", f"stream ended after {len(got)} lines"
+        if data:
+            parts = (rest + data).split(b"\n")
+            rest = parts.pop()
+            got.extend(json.loads(part)["text"].encode() for part in parts)
+            time.sleep(0.002)
+    assert len(got) == len(lines), f"{len(got)} of {len(lines)} lines"
+    assert got == lines
+    assert source_metric(srv.port, "tailsse_source_catch_up_reads_total") > 0
+    stream.close()

@@ -86,8 +86,13 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
     /// Serves events from the log until there is something to send, time passed, the stream is
     /// over, or the log does not hold the position.
     ///
-    /// - Parameter accept: whether the client wants an event of the log (e.g. its filter).
-    public func next(encoder: EventEncoder, into buffer: inout ByteBuffer, accept: (StreamEvent) -> Bool = { _ in true }) async -> Step {
+    /// - Parameters:
+    ///   - maxBytes: about how many bytes of events to take from the log in one step
+    ///     (``ReadPace``).
+    ///   - accept: whether the client wants an event of the log (e.g. its filter).
+    public func next(
+        encoder: EventEncoder, into buffer: inout ByteBuffer, maxBytes: Int = ReadPace.largeBytes, accept: (StreamEvent) -> Bool = { _ in true }
+    ) async -> Step {
         while true {
             let (position, sequence, pending, stopped) = state.withLock { state in
                 defer { state.pending.removeAll() }
@@ -107,7 +112,7 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
                 return .done(.events)
             }
             if let sequence {
-                switch log.read(after: sequence) {
+                switch log.read(after: sequence, maxBytes: maxBytes) {
                 case .records(let records):
                     var encoded = 0
                     for record in records {

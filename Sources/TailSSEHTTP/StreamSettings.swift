@@ -11,12 +11,12 @@ public struct StreamSettings: Sendable {
     /// When a client that keeps falling behind while reading too slowly is closed.
     public var slowReader: SlowReaderRule
     /// Whether up-to-date clients get the live end pushed from the reader (``LivePush``) rather
-    /// than each reading it in a task of its own. Experimental: off unless asked for.
+    /// than each reading it in a task of its own.
     public var livePush: Bool
 
     public init(
         heartbeat: Duration = .seconds(15), writeTimeout: Duration = .seconds(30), retryMilliseconds: Int = 2000,
-        slowReader: SlowReaderRule = SlowReaderRule(), livePush: Bool = false
+        slowReader: SlowReaderRule = SlowReaderRule(), livePush: Bool = true
     ) {
         self.livePush = livePush
         self.heartbeat = heartbeat

@@ -148,8 +148,8 @@ struct TailSSECommand: AsyncParsableCommand {
                 writeTimeout: .milliseconds(Int64(settings.writeTimeout * 1000)),
                 retryMilliseconds: settings.retryMilliseconds,
                 slowReader: SlowReaderRule(minimumBytesPerSecond: settings.minReadRate, window: .milliseconds(Int64(settings.minReadWindow * 1000))),
-                // TAILSSE_LIVE_PUSH=on: the push path (experimental, off until a clean CI run with it on).
-                livePush: getenv("TAILSSE_LIVE_PUSH").map { String(cString: $0) } == "on"
+                // TAILSSE_LIVE_PUSH=off: every client reads the live end in a task of its own (to compare).
+                livePush: getenv("TAILSSE_LIVE_PUSH").map { String(cString: $0) } != "off"
             ),
             tls: settings.tls,
             access: access

@@ -13,8 +13,9 @@ final class FileEventStream: EventStream {
     private let encoder: EventEncoder
     private let cursor: SharedLogCursor<FilePosition>
 
-    /// Bytes read from the file per catch-up step.
-    private var readSize: Int { max(256 << 10, 2 * source.maxLineBytes + 2) }
+    /// Bytes read from the file per catch-up step by a client that keeps up (``ReadPace``); enough
+    /// for the longest line.
+    private var readSize: Int { max(ReadPace.largeBytes, 2 * source.maxLineBytes + 2) }
 
     /// Where the stream started, and the id the client resumed with there (if it did).
     private let start: (position: FilePosition, id: String?)
@@ -32,11 +33,9 @@ final class FileEventStream: EventStream {
     private typealias Chunk = (output: ByteBuffer, reached: Int64, lines: Int, full: Bool)
 
     private let readAhead = Mutex<ReadAhead?>(nil)
-    /// When the last chunk read from the file was handed to the writer.
-    private let lastChunk = Mutex<ContinuousClock.Instant?>(nil)
-    /// A client that asks for the next chunk within this time of the last one keeps up: its next
-    /// chunk is read while this one is written. A slower one holds one chunk at a time.
-    private static let keepingUp: Duration = .milliseconds(20)
+    /// Whether the client keeps up: large steps, and its next chunk read while this one is written;
+    /// else small steps, one at a time.
+    private let pace = Mutex(ReadPace())
 
     /// - Parameter startID: the id the client resumed with, which names `start`.
     init(source: FileSource, encoder: EventEncoder, start: FilePosition, startID: String? = nil, pending: StreamEvent?) {
@@ -67,12 +66,14 @@ final class FileEventStream: EventStream {
     }
 
     func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
+        let keepsUp = pace.withLock { $0.keepsUp() }
+        defer { pace.withLock { $0.handedOut() } }
         while true {
-            switch await cursor.next(encoder: encoder, into: &buffer) {
+            switch await cursor.next(encoder: encoder, into: &buffer, maxBytes: keepsUp ? ReadPace.largeBytes : ReadPace.smallBytes) {
             case .done(let step):
                 return step
             case .behind(let position, let observed):
-                switch await catchUp(from: position, into: &buffer) {
+                switch await catchUp(from: position, keepsUp: keepsUp, into: &buffer) {
                 case .progressed:
                     if buffer.readableBytes > 0 { return .events }
                 case .waitForFollower:
@@ -88,7 +89,7 @@ final class FileEventStream: EventStream {
     }
 
     /// Moves the position forward by reading the file (or the generation table) directly.
-    private func catchUp(from position: FilePosition, into buffer: inout ByteBuffer) async -> CatchUp {
+    private func catchUp(from position: FilePosition, keepsUp: Bool, into buffer: inout ByteBuffer) async -> CatchUp {
         let lookup = source.table.withLock { table in
             (table[position.generation], table.active, table.committedEnd, table.committedCheck)
         }
@@ -119,10 +120,10 @@ final class FileEventStream: EventStream {
                 moveToStart(of: successor, after: generation, marker: (.reset, "the file was truncated before these lines were sent; continuing after the truncation"), into: &buffer)
                 return .progressed
             }
-            return await read(generation: generation, from: position, limit: sealedEnd, sealed: true, into: &buffer)
+            return await read(generation: generation, from: position, limit: sealedEnd, sealed: true, keepsUp: keepsUp, into: &buffer)
         }
         guard position.generation == lookup.1, position.offset < lookup.2 else { return .waitForFollower }
-        return await read(generation: generation, from: position, limit: lookup.2, sealed: false, verify: lookup.3, into: &buffer)
+        return await read(generation: generation, from: position, limit: lookup.2, sealed: false, verify: lookup.3, keepsUp: keepsUp, into: &buffer)
     }
 
     private static func emit(
@@ -166,20 +167,29 @@ final class FileEventStream: EventStream {
     /// `verify`: for the active generation, the check of the bytes before `limit`; when the file no
     /// longer holds them (truncated before the follower looked), nothing read is sent: the follower
     /// seals the generation first (reading its rest from the copy, if one is beside it).
-    /// A client that keeps up gets its next chunk read while this one is written (``ReadAhead``).
-    private func read(generation: Generation, from position: FilePosition, limit: Int64, sealed: Bool, verify: UInt32? = nil, into buffer: inout ByteBuffer) async -> CatchUp {
+    /// A client that keeps up reads large chunks and gets its next one read while this one is
+    /// written (``ReadAhead``); one that does not reads small ones (larger only when a line does
+    /// not fit).
+    private func read(
+        generation: Generation, from position: FilePosition, limit: Int64, sealed: Bool, verify: UInt32? = nil, keepsUp: Bool, into buffer: inout ByteBuffer
+    ) async -> CatchUp {
         guard let file = generation.file else { return .waitForFollower }
         let maxLineBytes = source.maxLineBytes
         let encoder = self.encoder
         let readSize = self.readSize
         let identity = generation.identity ?? file.identity
         source.meter.caughtUp()
-        let read = { @Sendable (from: FilePosition) -> Chunk? in
+        let read = { @Sendable (from: FilePosition, large: Bool) -> Chunk? in
             await runBlocking {
-                try Self.readChunk(
-                    file, identity: identity, from: from.offset, limit: limit, sealed: sealed, verify: verify,
-                    readSize: readSize, maxLineBytes: maxLineBytes, encoder: encoder
-                )
+                let chunk = { (size: Int) in
+                    try Self.readChunk(
+                        file, identity: identity, from: from.offset, limit: limit, sealed: sealed, verify: verify,
+                        readSize: size, maxLineBytes: maxLineBytes, encoder: encoder
+                    )
+                }
+                guard !large, let small = try chunk(ReadPace.smallBytes) else { return try chunk(readSize) }
+                // No line ended within the small read: the next one is longer than it.
+                return small.full && small.reached == from.offset ? try chunk(readSize) : small
             } ?? nil
         }
         let ahead = readAhead.withLock { held -> ReadAhead? in
@@ -191,14 +201,12 @@ final class FileEventStream: EventStream {
             outcome = await ahead.task.value
         } else {
             ahead?.task.cancel()
-            outcome = await read(position)
+            outcome = await read(position, keepsUp)
         }
-        if let outcome, outcome.full, outcome.reached > position.offset, outcome.reached < limit,
-           let last = lastChunk.withLock({ $0 }), ContinuousClock.now - last < Self.keepingUp, !Task.isCancelled {
+        if keepsUp, let outcome, outcome.full, outcome.reached > position.offset, outcome.reached < limit, !Task.isCancelled {
             let next = FilePosition(generation: position.generation, offset: outcome.reached)
-            readAhead.withLock { $0 = ReadAhead(from: next, limit: limit, sealed: sealed, task: Task { await read(next) }) }
+            readAhead.withLock { $0 = ReadAhead(from: next, limit: limit, sealed: sealed, task: Task { await read(next, true) }) }
         }
-        lastChunk.withLock { $0 = .now }
         guard let (output, reached, lines, _) = outcome, reached > position.offset else {
             // A client gone (its task cancelled) reads nothing more; it skips nothing.
             guard sealed, let successor = generation.successor, !Task.isCancelled else { return .waitForFollower }

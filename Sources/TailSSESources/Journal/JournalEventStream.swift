@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 import TailSSECore
 
 /// One client's stream of a ``JournalSource``: entries from the shared log while it holds the
@@ -10,6 +11,8 @@ final class JournalEventStream: EventStream {
     private let encoder: EventEncoder
     private let filter: JournalFilter
     private let cursor: SharedLogCursor<JournalPosition>
+    /// Whether the client keeps up: large steps; else small ones.
+    private let pace = Mutex(ReadPace())
 
     init(source: JournalSource, encoder: EventEncoder, filter: JournalFilter, start: JournalPosition, pending: [StreamEvent]) {
         self.source = source
@@ -33,10 +36,12 @@ final class JournalEventStream: EventStream {
 
     func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
         let filter = self.filter
+        let maxBytes = pace.withLock { $0.bytes() }
+        defer { pace.withLock { $0.handedOut() } }
         while true {
             let position: JournalPosition
             let observed: UInt64
-            switch await cursor.next(encoder: encoder, into: &buffer, accept: { event in
+            switch await cursor.next(encoder: encoder, into: &buffer, maxBytes: maxBytes, accept: { event in
                 guard let entry = event.entry, !filter.isEmpty else { return true }
                 return filter.matches(entry.fields)
             }) {
@@ -47,7 +52,7 @@ final class JournalEventStream: EventStream {
             }
             let read: JournalSource.Read
             do {
-                read = try await source.read(after: position, filter: filter, encoder: encoder)
+                read = try await source.read(after: position, filter: filter, encoder: encoder, maxBytes: maxBytes)
             } catch is JournalReaderPool.Stopped {
                 if source.log.isClosed { continue }
                 return .finished

@@ -197,7 +197,7 @@ public final class JournalSource: ManagedSource {
     /// A read that reaches the end finishes with an unfiltered walk from the entry that was last
     /// when it started, so the position it returns is the journal's last entry: one the follower
     /// appends to the shared log, where the client can join it.
-    func read(after position: JournalPosition, filter: JournalFilter, encoder: EventEncoder) async throws -> Read {
+    func read(after position: JournalPosition, filter: JournalFilter, encoder: EventEncoder, maxBytes: Int = bytesPerRead) async throws -> Read {
         meter.caughtUp()
         return try await pool.run { journal -> Read in
             journal.removeFilter()
@@ -209,12 +209,12 @@ public final class JournalSource: ManagedSource {
                 }
             }
             try journal.apply(filter)
-            var output = ByteBufferAllocator().buffer(capacity: 64 << 10)
+            var output = ByteBufferAllocator().buffer(capacity: min(64 << 10, maxBytes))
             var reached = position
             var sent = Set<String>()
             var count = 0
             var onNext = try Self.seek(journal, after: position)
-            while count < Self.entriesPerRead, output.readableBytes < Self.bytesPerRead {
+            while count < Self.entriesPerRead, output.readableBytes < maxBytes {
                 guard try onNext || journal.next() else {
                     count += try Self.walkToEnd(journal, from: lastAtStart, skipping: sent, filter: filter, encoder: encoder, output: &output, reached: &reached)
                     return Read(output: output, position: reached, reachedEnd: true, entries: count)
