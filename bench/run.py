@@ -254,17 +254,20 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
         path.unlink()
         return r
 
-    def tailsse(push: bool = True) -> dict:
+    def tailsse(push: bool = True, events: bool = False) -> dict:
         path = fresh_file()
-        with bench.server({"live": path}, push=push) as server:
-            r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", "/sources/live?tail=0",
+        others = {name: fresh_file() for name in (["b", "c"] if events else [])}
+        url = "/events?source=live&source=b&source=c&tail=0" if events else "/sources/live?tail=0"
+        with bench.server({"live": path, **others}, push=push) as server:
+            r = bench.run_sseload("live-sse", "--port", str(server.port), "--path", url,
                                   "--file", str(path), *common, timeout=seconds + 90)
             r["cpu_s"] = server.cpu_since_start()
             r["rss_mib"] = server.rss_peak_mib()
             if not server.alive():
                 raise BenchError(f"tailsse exited during the run: {server.log_tail()}")
         r["shutdown_s"] = server.shutdown_s
-        path.unlink()
+        for file in [path, *others.values()]:
+            file.unlink()
         return r
 
     ms = dict(scale=1e-3, digits=2, higher_is_better=False)
@@ -282,13 +285,17 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
                         "CPU and memory are its whole process tree's. " if p.websocketd else "")
                      + "'tailsse SSE' is the default, the push fan-out; 'tailsse SSE, no "
                      "push' runs with TAILSSE_LIVE_PUSH=off: every client reads the live end in a task of its own. "
+                     "'tailsse SSE, /events of 3 sources': the clients are on `/events?source=live&source=b&source=c"
+                     "&tail=0` (the page's stream; b and c are quiet files): every event gets the client's composite id, "
+                     "and each client reads the live end in a task of its own (no push). "
                      + "Every follower must get every line exactly "
                      "once, in order, or the run fails. Percentiles are over all lines × followers; "
                      "'slowest follower' is, per line, the latest of the followers."),
         subjects={"tail -F ×N (peer)": tail_f,
                   **({f"websocketd + tail -F ×N (peer)": websocketd} if p.websocketd else {}),
                   "tailsse SSE, no push": lambda: tailsse(push=False),
-                  "tailsse SSE": tailsse},
+                  "tailsse SSE": tailsse,
+                  "tailsse SSE, /events of 3 sources": lambda: tailsse(events=True)},
         baseline="tail -F ×N (peer)",
         primary=Metric("p99_us", "p99", "ms", **ms),
         metrics=[

@@ -1,42 +1,35 @@
 public import NIOCore
 import Synchronization
 
-/// A record's encoded bytes, per format, made by the first client that sends it and shared by
-/// every other client of the same source: the JSON escaping of a line is done once, not once per
-/// client. Framed encoders (``EventEncoder/isFramed``, used by multiplexed streams) and encoders with
-/// a ``EventEncoder/grep`` pattern do not share.
+/// A record's encoded bytes, per format and framing, made by the first client that sends it and
+/// shared by every other client of the same source: the JSON escaping of a line is done once, not
+/// once per client. A `GET /events` client shares the framed bytes (``EventEncoder/isFramed``) and
+/// only splices its composite id into its copy. Encoders with a ``EventEncoder/grep`` pattern do
+/// not share.
 public final class EncodedForms: Sendable {
-    private let forms = Mutex<(eventStream: ByteBuffer?, ndjson: ByteBuffer?, plainText: ByteBuffer?)>((nil, nil, nil))
+    /// Per ``StreamFormat`` (SSE, NDJSON, plain text), unframed then framed.
+    private let forms = Mutex<[ByteBuffer?]>([nil, nil, nil, nil, nil, nil])
 
     public init() {}
 
-    /// The bytes of `format`, made with `encode` the first time.
-    public func bytes(_ format: StreamFormat, encode: () -> ByteBuffer) -> ByteBuffer {
-        if let cached = forms.withLock({ Self.form(format, in: $0) }) { return cached }
+    /// The bytes of `format`, framed or not, made with `encode` the first time.
+    public func bytes(_ format: StreamFormat, framed: Bool = false, encode: () -> ByteBuffer) -> ByteBuffer {
+        let index = format.formIndex + (framed ? 3 : 0)
+        if let cached = forms.withLock({ $0[index] }) { return cached }
         let made = encode()
-        forms.withLock { forms in
-            switch format {
-            case .eventStream: forms.eventStream = made
-            case .ndjson: forms.ndjson = made
-            case .plainText: forms.plainText = made
-            }
-        }
+        forms.withLock { $0[index] = made }
         return made
-    }
-
-    private static func form(_ format: StreamFormat, in forms: (eventStream: ByteBuffer?, ndjson: ByteBuffer?, plainText: ByteBuffer?)) -> ByteBuffer? {
-        switch format {
-        case .eventStream: forms.eventStream
-        case .ndjson: forms.ndjson
-        case .plainText: forms.plainText
-        }
     }
 }
 
 extension EventEncoder {
     /// Whether this encoder's bytes for a record are those of every other client of the source in
-    /// the same format (not framed, no grep), so they can be made once and shared.
-    public var sharesBytes: Bool { !isFramed && grep == nil }
+    /// the same format and framing (no grep), so they can be made once and shared.
+    public var sharesBytes: Bool { grep == nil }
+
+    /// Whether a stream with this encoder may take the live end from the push path: its bytes are
+    /// shared and sent as they are (not framed for a multiplexed stream).
+    public var isPushable: Bool { sharesBytes && !isFramed }
 
     /// Encodes a shared log record's event, reusing the bytes another client of the source made
     /// for the same format.
@@ -46,7 +39,7 @@ extension EventEncoder {
             encode(event, into: &buffer)
             return
         }
-        var bytes = forms.bytes(format) {
+        var bytes = forms.bytes(format, framed: isFramed) {
             var made = ByteBufferAllocator().buffer(capacity: event.footprint + 64)
             encode(event, into: &made)
             return made

@@ -53,7 +53,7 @@ final class FileEventStream: EventStream {
     func stop() { cursor.stop() }
 
     func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? {
-        guard encoder.sharesBytes else { return nil }
+        guard encoder.isPushable else { return nil }
         return await cursor.followLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat).map(LivePushReturn.init)
     }
 

@@ -26,7 +26,7 @@ final class JournalEventStream: EventStream {
     func stop() { cursor.stop() }
 
     func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? {
-        guard encoder.sharesBytes, filter.isEmpty else { return nil }
+        guard encoder.isPushable, filter.isEmpty else { return nil }
         return await cursor.followLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat).map(LivePushReturn.init)
     }
 
