@@ -4,8 +4,8 @@ import TailSSECore
 
 /// One open stream's guard: whether it is stuck in a write, and a switch to kill it.
 ///
-/// Killing resumes the connection's watchdog task, which then throws and cancels the stream's
-/// writer — the only way to end a write that a client never reads.
+/// Killing cancels the task that writes the stream (``whileKillable(onKill:_:)``) — the only way
+/// to end a write that a client never reads.
 final class ConnectionGuard: Sendable {
     private let stream: any EventStream
     /// Who reads what on this connection.
@@ -50,12 +50,9 @@ final class ConnectionGuard: Sendable {
     /// Why the stream ended, for the access log.
     var endReason: String {
         state.withLock { state in
-            state.stopped ?? (state.killed == Self.finished ? nil : state.killed) ?? "source ended"
+            state.stopped ?? state.killed ?? "source ended"
         }
     }
-
-    /// The kill reason of a stream whose response simply finished.
-    private static let finished = "stream ended"
 
     private struct State {
         var pendingSince: ContinuousClock.Instant?
@@ -66,10 +63,42 @@ final class ConnectionGuard: Sendable {
         var revoked = false
         var bytesSent = 0
         var acknowledged: UInt64 = 0
-        var waiter: CheckedContinuation<String, Never>?
     }
 
     private let state = Mutex(State())
+    /// What ``kill(reason:)`` does to the writing task while it runs (``whileKillable(onKill:_:)``).
+    private let killer = Mutex<KillSwitch?>(nil)
+
+    /// Cancels one task, which stays alive while it is held (it lets go of it before it ends).
+    private struct KillSwitch: @unchecked Sendable {
+        let task: UnsafeCurrentTask
+        let onKill: @Sendable () -> Void
+    }
+
+    /// Runs `body` in the current task; ``kill(reason:)`` calls `onKill` and cancels the task while
+    /// it runs (or before it starts, when the connection was killed already). Throws ``Killed``
+    /// when it was killed.
+    func whileKillable<Value>(onKill: @escaping @Sendable () -> Void, _ body: () async throws -> Value) async throws -> Value {
+        withUnsafeCurrentTask { task in
+            guard let task else { return }
+            killer.withLock { $0 = KillSwitch(task: task, onKill: onKill) }
+        }
+        let result: Result<Value, any Error>
+        do {
+            if let reason = state.withLock({ $0.killed }) { throw Killed(description: reason) }
+            result = .success(try await body())
+        } catch {
+            result = .failure(error)
+        }
+        killer.withLock { $0 = nil }
+        if let reason = state.withLock({ $0.killed }) { throw Killed(description: reason) }
+        return try result.get()
+    }
+
+    /// Why a stream ended abnormally.
+    struct Killed: Error, CustomStringConvertible {
+        var description: String
+    }
 
     func writeBegan() { state.withLock { $0.pendingSince = .now } }
     func writeEnded() { state.withLock { $0.pendingSince = nil } }
@@ -124,29 +153,16 @@ final class ConnectionGuard: Sendable {
 
     /// Ends the connection now (its pending write is cancelled).
     func kill(reason: String) {
-        let waiter = state.withLock { state -> CheckedContinuation<String, Never>? in
-            guard state.killed == nil else { return nil }
+        let first = state.withLock { state -> Bool in
+            guard state.killed == nil else { return false }
             state.killed = reason
-            defer { state.waiter = nil }
-            return state.waiter
+            return true
         }
-        waiter?.resume(returning: reason)
-    }
-
-    /// Returns when ``kill(reason:)`` is called (or immediately if it was), with the reason, or
-    /// when the waiting task is cancelled.
-    func waitUntilKilled() async -> String {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-                let reason = state.withLock { state -> String? in
-                    if let killed = state.killed { return killed }
-                    state.waiter = continuation
-                    return nil
-                }
-                if let reason { continuation.resume(returning: reason) }
-            }
-        } onCancel: {
-            kill(reason: Self.finished)
+        guard first else { return }
+        killer.withLock { killer in
+            guard let killer else { return }
+            killer.onKill()
+            killer.task.cancel()
         }
     }
 

@@ -13,11 +13,6 @@ struct StreamResponder: Sendable {
     let connections: ConnectionRegistry
     let logger: Logger
 
-    /// Why a stream ended abnormally.
-    struct Killed: Error, CustomStringConvertible {
-        var description: String
-    }
-
     /// - Parameter push: the connection, for the live end to be pushed to while the client is up to date.
     func response(
         source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit, push: ChannelPushTarget?
@@ -61,29 +56,19 @@ struct StreamResponder: Sendable {
             let pumpWriter = WriterBox(writer)
             do {
                 try await body.consumeWithInboundCloseHandler { _ in
-                    try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            do {
-                                try await Self.pump(
-                                    stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings,
-                                    sendsProgressIDs: sendsProgressIDs, push: push
-                                )
-                            } catch {
-                                // A write that fails: the client closed its end.
-                                if !connection.isKilled { connection.stopStream(reason: "client went away") }
-                                throw error
-                            }
+                    // A write straight to the channel is not cancelled with the task: closing the
+                    // channel ends it.
+                    try await connection.whileKillable(onKill: { push?.close() }) {
+                        do {
+                            try await Self.pump(
+                                stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings,
+                                sendsProgressIDs: sendsProgressIDs, push: push
+                            )
+                        } catch {
+                            // A write that fails: the client closed its end.
+                            if !connection.isKilled { connection.stopStream(reason: "client went away") }
+                            throw error
                         }
-                        group.addTask {
-                            let reason = await connection.waitUntilKilled()
-                            if !Task.isCancelled {
-                                // A write straight to the channel is not cancelled with the task.
-                                push?.close()
-                                throw Killed(description: reason)
-                            }
-                        }
-                        try await group.next()
-                        group.cancelAll()
                     }
                 } onInboundClosed: {
                     connection.stopStream(reason: "client went away")
