@@ -175,13 +175,15 @@ final class FileFollower {
                 first.append(contentsOf: fresh.prefix(GenerationFingerprint.windowSize - first.count))
                 leading = first
             }
-            publish(fresh, identity: current.identity)
-            recordFingerprint(of: current)
+            publish(fresh, identity: current.identity, fingerprinting: current)
             if fresh.count < Self.readSize { return true }
         }
     }
 
-    private func publish(_ bytes: ArraySlice<UInt8>, identity: FileIdentity) {
+    /// Splits `bytes` into lines and publishes them; `fingerprinting`: the file read, whose
+    /// fingerprint is recorded (saved) first, so that a client that got these lines can resume in
+    /// them after a restart even when tailsse is killed right after.
+    private func publish(_ bytes: ArraySlice<UInt8>, identity: FileIdentity, fingerprinting file: OpenFile? = nil) {
         if bytes.count >= PositionCheck.windowSize {
             window = Array(bytes.suffix(PositionCheck.windowSize))
         } else {
@@ -196,6 +198,7 @@ final class FileFollower {
                 check = line.check
             }
         }
+        if let file { recordFingerprint(of: file) }
         commit(records, check: check)
     }
 
