@@ -354,7 +354,8 @@ struct PushBatch<Position: Sendable>: Sendable {
         let index = format.formIndex
         let first = sequences.partitioningIndex { $0 > sequence }
         precondition(first < sequences.count, "a member up to date with the batch gets no part of it")
-        guard let form = forms[index] else { return (nil, 0, sequences[first], positions[first]) }
+        // No member took this format when these records were published: none of them writes in it.
+        guard let form = forms[index] else { return (nil, 0, sequences[sequences.count - 1], positions[positions.count - 1]) }
         let startOffset = first == 0 ? 0 : ends[index][first - 1]
         let startEvents = first == 0 ? 0 : events[index][first - 1]
         let recordEnds = ends[index]

@@ -26,7 +26,12 @@ public struct ReadPace: Sendable {
 
     /// The bytes of events to read for the client now.
     public func bytes(at now: ContinuousClock.Instant = .now) -> Int {
-        keepsUp(at: now) ? Self.largeBytes : Self.smallBytes
+        Self.bytes(keepingUp: keepsUp(at: now))
+    }
+
+    /// The bytes of events to read for a client that keeps up, or one that does not.
+    public static func bytes(keepingUp: Bool) -> Int {
+        keepingUp ? largeBytes : smallBytes
     }
 
     /// The client was handed a batch (at `now`).

@@ -198,6 +198,11 @@ private func pushedCursor(
         let release = target.hold()
         for n in 1...5 { log.append([line(n)]) }
         release()
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(10))
+            target.endWrites()
+        }
+        defer { deadline.cancel() }
         var writes = target.writes.makeAsyncIterator()
         let first = await writes.next()
         #expect(first.map { String(buffer: $0) } == encoded(1..<6))

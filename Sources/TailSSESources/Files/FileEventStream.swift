@@ -69,7 +69,7 @@ final class FileEventStream: EventStream {
         let keepsUp = pace.withLock { $0.keepsUp() }
         defer { pace.withLock { $0.handedOut() } }
         while true {
-            switch await cursor.next(encoder: encoder, into: &buffer, maxBytes: keepsUp ? ReadPace.largeBytes : ReadPace.smallBytes) {
+            switch await cursor.next(encoder: encoder, into: &buffer, maxBytes: ReadPace.bytes(keepingUp: keepsUp)) {
             case .done(let step):
                 return step
             case .behind(let position, let observed):
@@ -187,7 +187,8 @@ final class FileEventStream: EventStream {
                         readSize: size, maxLineBytes: maxLineBytes, encoder: encoder
                     )
                 }
-                guard !large, let small = try chunk(ReadPace.smallBytes) else { return try chunk(readSize) }
+                if large { return try chunk(readSize) }
+                guard let small = try chunk(ReadPace.smallBytes) else { return nil }
                 // No line ended within the small read: the next one is longer than it.
                 return small.full && small.reached == from.offset ? try chunk(readSize) : small
             } ?? nil

@@ -55,8 +55,6 @@ public final class JournalSource: ManagedSource {
 
     /// Most entries one client read returns, so every client gets its turn on the pool.
     static let entriesPerRead = 1024
-    /// About the most bytes one client read encodes.
-    static let bytesPerRead = 256 << 10
 
     /// - Parameters:
     ///   - sharedBytes: bytes of recent entries kept in memory for all clients to share.
@@ -197,7 +195,7 @@ public final class JournalSource: ManagedSource {
     /// A read that reaches the end finishes with an unfiltered walk from the entry that was last
     /// when it started, so the position it returns is the journal's last entry: one the follower
     /// appends to the shared log, where the client can join it.
-    func read(after position: JournalPosition, filter: JournalFilter, encoder: EventEncoder, maxBytes: Int = bytesPerRead) async throws -> Read {
+    func read(after position: JournalPosition, filter: JournalFilter, encoder: EventEncoder, maxBytes: Int) async throws -> Read {
         meter.caughtUp()
         return try await pool.run { journal -> Read in
             journal.removeFilter()
