@@ -287,7 +287,8 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
                      "push' runs with TAILSSE_LIVE_PUSH=off: every client reads the live end in a task of its own. "
                      "'tailsse SSE, /events of 3 sources': the clients are on `/events?source=live&source=b&source=c"
                      "&tail=0` (the page's stream; b and c are quiet files): every event gets the client's composite id, "
-                     "and each client reads the live end in a task of its own (no push). "
+                     "spliced in on the event loop as the pushed event is written ('no push': each client reads the "
+                     "live end of each source in tasks of its own). "
                      + "Every follower must get every line exactly "
                      "once, in order, or the run fails. Percentiles are over all lines × followers; "
                      "'slowest follower' is, per line, the latest of the followers."),
@@ -295,6 +296,7 @@ def live(bench: Bench, p: argparse.Namespace) -> None:
                   **({f"websocketd + tail -F ×N (peer)": websocketd} if p.websocketd else {}),
                   "tailsse SSE, no push": lambda: tailsse(push=False),
                   "tailsse SSE": tailsse,
+                  "tailsse SSE, /events of 3 sources, no push": lambda: tailsse(events=True, push=False),
                   "tailsse SSE, /events of 3 sources": lambda: tailsse(events=True)},
         baseline="tail -F ×N (peer)",
         primary=Metric("p99_us", "p99", "ms", **ms),

@@ -36,8 +36,8 @@ def test_up_to_date_clients_are_pushed_each_format_and_filtered_ones_are_not(tai
     for stream in sse + [grep, events]:
         stream.wait_ready()
     wait_until(lambda: source_metric(srv.port, "tailsse_source_clients") == 7, what="seven clients")
-    # The three SSE, the NDJSON and the plain-text clients; not the grep= or /events ones.
-    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 5, what="five pushed clients")
+    # The three SSE, the NDJSON, the plain-text and the /events clients; not the grep= one.
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 6, what="six pushed clients")
 
     lines = [f"{n:05d} " + "é\"\\x" * (n % 7) for n in range(2000)]
     with open(log, "a") as f:
@@ -52,7 +52,7 @@ def test_up_to_date_clients_are_pushed_each_format_and_filtered_ones_are_not(tai
     assert [event.json["text"] for event in grep.wait_messages(len(matching))] == matching
     assert [event.json["text"] for event in events.wait_messages(len(lines))] == lines
     # Still pushed once the lines are out; what was pushed is counted like any write.
-    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 5, what="five pushed clients after the lines")
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 6, what="six pushed clients after the lines")
     # Six clients sent every line (three SSE, NDJSON, plain text, /events), the grep= one its matches.
     sent = 6 * len(lines) + len(matching)
     wait_until(lambda: source_metric(srv.port, "tailsse_source_events_sent_total") == sent, what=f"{sent} events counted as sent")
@@ -143,6 +143,120 @@ def test_clients_flip_between_push_and_reading_on_their_own_under_a_full_speed_w
     assert fallbacks >= rounds, fallbacks
     wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients") == 6, what="every client pushed again at the end")
     assert metric(srv.port, "tailsse_streams") == 6
+
+
+class MultiplexReader(threading.Thread):
+    """An NDJSON client of `GET /events` for sources a, b and c that checks every line's number per
+    source. A pausing one, on a small receive buffer, stops reading while `reading` is clear; when
+    `reconnect` is set it drops its connection (and whatever partial line it holds) and resumes with
+    the composite id of the last line it got, so a wrong id shows as a line lost or repeated."""
+
+    path = "/events?source=a&source=b&source=c&tail=0"
+
+    def __init__(self, port: int, totals: dict[str, int], reading: threading.Event | None) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.totals = totals
+        self.reading = reading
+        self.rcvbuf = 16384 if reading else None
+        self.stream = LineStream(port, self.path, accept="application/x-ndjson", rcvbuf=self.rcvbuf)
+        self.next = {name: 0 for name in totals}
+        self.last_id: str | None = None
+        self.reconnect = threading.Event()
+        self.reconnects = 0
+        self.error: str | None = None
+        self.rest = b""
+
+    def done(self) -> bool:
+        return all(self.next[name] >= total for name, total in self.totals.items())
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 240
+        while not self.done() and self.error is None and time.monotonic() < deadline:
+            if self.reading is not None:
+                self.reading.wait()
+            if self.reconnect.is_set() and self.last_id is not None:
+                self.reconnect.clear()
+                self.stream.close()
+                self.rest = b""
+                self.reconnects += 1
+                self.stream = LineStream(self.port, self.path, accept="application/x-ndjson", rcvbuf=self.rcvbuf,
+                                         headers={"Last-Event-ID": self.last_id})
+            data = self.stream.read_some(timeout=0.05)
+            if data is None:
+                continue
+            if data == b"":
+                self.error = f"stream ended at {self.next}"
+                return
+            lines = (self.rest + data).split(b"\n")
+            self.rest = lines.pop()
+            for line in lines:
+                try:
+                    event = json.loads(line)
+                    source = event["source"]
+                    number = int(event["text"][:8])
+                except (ValueError, KeyError) as error:
+                    self.error = f"not an event of a source ({error}): {line[:200]!r}"
+                    return
+                if number != self.next[source]:
+                    self.error = f"{source}: line {self.next[source]} expected, got {number} (after {self.reconnects} reconnects)"
+                    return
+                self.next[source] += 1
+                self.last_id = event["id"]
+        if not self.done() and self.error is None:
+            self.error = f"only {self.next} of {self.totals} lines in time"
+
+
+def test_events_clients_flip_between_push_and_their_own_reads_and_resume_exactly(tailsse, logdir):
+    """`GET /events` of three sources, two written as fast as possible in rounds: every client is
+    pushed on each source at the live end; two stop reading during each burst and fall off the push
+    path on a source, read on their own and rejoin, while the other sources go on being pushed to
+    the same connection; one of them then reconnects with the last composite id it got. The ids
+    are spliced into pushed and read events alike, in the order they reach the connection: a line
+    lost, repeated or reordered in any source fails the test."""
+    seed = int(os.environ.get("SOAK_SEED", "0") or 0) or random.randrange(1 << 30)
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    logs = {name: logdir / f"{name}.log" for name in "abc"}
+    for log in logs.values():
+        log.write_bytes(b"")
+    srv = tailsse(logs, heartbeat=30, write_timeout=30, shared_buffer_bytes=256 << 10)
+    rounds = 10
+    bursts = [{name: rng.randrange(4_000, 8_000) for name in "ab"} | {"c": rng.randrange(0, 3)} for _ in range(rounds)]
+    totals = {name: sum(burst[name] for burst in bursts) for name in "abc"}
+    reading = threading.Event()
+    reading.set()
+    readers = [MultiplexReader(srv.port, totals, reading if n >= 2 else None) for n in range(4)]
+    for reader in readers:
+        reader.start()
+    fds = {name: os.open(log, os.O_WRONLY | os.O_APPEND) for name, log in logs.items()}
+    written = dict.fromkeys("abc", 0)
+    try:
+        for number, burst in enumerate(bursts):
+            wait_until(lambda: all(source_metric(srv.port, "tailsse_source_pushed_clients", name) == 4 for name in "ab")
+                       or any(r.error for r in readers), timeout=60, what="all four clients pushed on a and b")
+            reading.clear()
+            end = {name: written[name] + burst[name] for name in "abc"}
+            while any(written[name] < end[name] for name in "abc"):
+                name = rng.choice([name for name in "abc" if written[name] < end[name]])
+                count = min(end[name] - written[name], rng.choice([1, 10, 100, 1000]))
+                os.write(fds[name], b"".join(b"%08d %s\n" % (n, b"x" * rng.randrange(0, 150)) for n in range(written[name], written[name] + count)))
+                written[name] += count
+            readers[2 + number % 2].reconnect.set()
+            reading.set()
+    finally:
+        reading.set()
+        for fd in fds.values():
+            os.close(fd)
+    for reader in readers:
+        reader.join(240)
+    errors = [f"reader {n}: {reader.error}" for n, reader in enumerate(readers) if reader.error]
+    assert not errors, errors
+    assert sum(reader.reconnects for reader in readers) >= rounds - 2
+    fallbacks = sum(source_metric(srv.port, "tailsse_source_push_fallbacks_total", name) for name in "ab")
+    print(f"{totals} lines; fall-backs from the push path: {fallbacks:.0f}")
+    assert fallbacks >= rounds, fallbacks
+    wait_until(lambda: source_metric(srv.port, "tailsse_source_pushed_clients", "a") == 4, what="every client pushed again at the end")
 
 
 def test_a_slow_client_reading_from_the_file_gets_lines_longer_than_its_small_reads(tailsse, logdir):

@@ -8,13 +8,13 @@ import Synchronization
 /// not share.
 public final class EncodedForms: Sendable {
     /// Per ``StreamFormat`` (SSE, NDJSON, plain text), unframed then framed.
-    private let forms = Mutex<[ByteBuffer?]>([nil, nil, nil, nil, nil, nil])
+    private let forms = Mutex<[ByteBuffer?]>(Array(repeating: nil, count: EventEncoder.formCount))
 
     public init() {}
 
     /// The bytes of `format`, framed or not, made with `encode` the first time.
     public func bytes(_ format: StreamFormat, framed: Bool = false, encode: () -> ByteBuffer) -> ByteBuffer {
-        let index = format.formIndex + (framed ? 3 : 0)
+        let index = EventEncoder.formIndex(format, framed: framed)
         if let cached = forms.withLock({ $0[index] }) { return cached }
         let made = encode()
         forms.withLock { $0[index] = made }
@@ -28,8 +28,8 @@ extension EventEncoder {
     public var sharesBytes: Bool { grep == nil }
 
     /// Whether a stream with this encoder may take the live end from the push path: its bytes are
-    /// shared and sent as they are (not framed for a multiplexed stream).
-    public var isPushable: Bool { sharesBytes && !isFramed }
+    /// shared (framed ones get each client's composite ids as they are written).
+    public var isPushable: Bool { sharesBytes }
 
     /// Encodes a shared log record's event, reusing the bytes another client of the source made
     /// for the same format.

@@ -4,8 +4,8 @@ import Synchronization
 /// Where live events are pushed for one client: its connection, written on the thread (event loop)
 /// that owns it.
 ///
-/// ``LivePush`` calls ``run(_:)`` from any thread; ``isWritable``, ``write(_:)`` and ``flush()``
-/// only inside a job it runs.
+/// ``LivePush`` calls ``run(_:)`` from any thread; ``isWritable``, ``write(_:)``,
+/// ``writeHeartbeat(_:)`` and ``flush()`` only inside a job it runs.
 public protocol PushTarget: AnyObject, Sendable {
     /// The thread that writes to this target: one job per batch writes to every target of a lane.
     var lane: ObjectIdentifier { get }
@@ -13,8 +13,24 @@ public protocol PushTarget: AnyObject, Sendable {
     func run(_ job: @escaping @Sendable () -> Void)
     /// Whether the connection takes more bytes now without queueing them beyond its limit.
     var isWritable: Bool { get }
-    func write(_ bytes: ByteBuffer)
+    /// Writes the encoded events `bytes`; returns how many bytes went to the connection (a
+    /// multiplexed stream's source writes them with its composite ids), or `nil` when it took
+    /// none of them now (the client then leaves the push path where it stood).
+    @discardableResult
+    func write(_ bytes: ByteBuffer) -> Int?
+    /// Writes a heartbeat, flushed; returns how many bytes went to the connection.
+    @discardableResult
+    func writeHeartbeat(_ bytes: ByteBuffer) -> Int
     func flush()
+}
+
+extension PushTarget {
+    @discardableResult
+    public func writeHeartbeat(_ bytes: ByteBuffer) -> Int {
+        let written = write(bytes) ?? 0
+        flush()
+        return written
+    }
 }
 
 /// Why the client left the push path.
@@ -66,7 +82,8 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
     /// One client on the push path. Its progress is touched only on its lane (and before it joins).
     final class Member: @unchecked Sendable {
         let target: any PushTarget
-        let format: StreamFormat
+        /// The encoding the member takes (``EventEncoder/formIndex``).
+        let form: Int
         let meter: (any SourceMeter)?
         let heartbeat: (bytes: ByteBuffer, after: Duration)?
         let stopRequested = Atomic<Bool>(false)
@@ -80,7 +97,7 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
             target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?, heartbeat: PushHeartbeat, sequence: UInt64, position: Position
         ) {
             self.target = target
-            self.format = encoder.format
+            self.form = encoder.formIndex
             self.meter = meter
             var beat = ByteBuffer()
             encoder.heartbeat(into: &beat)
@@ -93,9 +110,7 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         /// On the lane: a heartbeat when the connection has been quiet for long enough.
         func beatIfQuiet(now: ContinuousClock.Instant) {
             guard continuation != nil, let heartbeat, now - lastWrite >= heartbeat.after, target.isWritable else { return }
-            target.write(heartbeat.bytes)
-            target.flush()
-            bytes += heartbeat.bytes.readableBytes
+            bytes += target.writeHeartbeat(heartbeat.bytes)
             lastWrite = now
         }
 
@@ -122,7 +137,7 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
     private struct State {
         var published: UInt64 = 0
         var lanes: [ObjectIdentifier: Lane] = [:]
-        var encoders: [StreamFormat: (encoder: EventEncoder, members: Int)] = [:]
+        var encoders: [Int: (encoder: EventEncoder, members: Int)] = [:]
         var closed = false
     }
 
@@ -134,8 +149,8 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
     /// `position` after it) until the client leaves; `nil` at once when it cannot join: records
     /// after `sequence` are already out (read them first), the log is closed, or the client stopped.
     ///
-    /// `encoder` makes the bytes of its format (no grep, not framed); the member's meter counts
-    /// what is sent (once per batch and lane).
+    /// `encoder` makes the bytes of the member's form (no grep; framed for a multiplexed
+    /// stream); the member's meter counts what is sent (once per batch and lane).
     func follow(_ member: Member, encoder: EventEncoder) async -> LivePushOutcome<Position>? {
         let key = ObjectIdentifier(member)
         return await withTaskCancellationHandler {
@@ -145,7 +160,7 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
                     guard !state.closed, !member.stopRequested.load(ordering: .acquiring), member.sequence >= state.published else { return false }
                     let lane = member.target.lane
                     state.lanes[lane, default: Lane(target: member.target)].members[key] = member
-                    state.encoders[member.format, default: (encoder, 0)].members += 1
+                    state.encoders[member.form, default: (encoder, 0)].members += 1
                     return true
                 }
                 if !joined { continuation.resume(returning: nil) }
@@ -167,8 +182,8 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
             let lane = member.target.lane
             guard state.lanes[lane]?.members.removeValue(forKey: ObjectIdentifier(member)) != nil else { return false }
             if state.lanes[lane]?.members.isEmpty == true { state.lanes[lane] = nil }
-            if let entry = state.encoders[member.format] {
-                state.encoders[member.format] = entry.members > 1 ? (entry.encoder, entry.members - 1) : nil
+            if let entry = state.encoders[member.form] {
+                state.encoders[member.form] = entry.members > 1 ? (entry.encoder, entry.members - 1) : nil
             }
             return true
         }
@@ -224,16 +239,23 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
             }
             // A batch that grew large while the lane was busy: a member takes at most its share
             // of it; the rest it reads on its own, at the pace its client reads.
-            let part = batch.part(after: member.sequence, format: member.format, maxBytes: Self.maxBytesPerJob)
+            let part = batch.part(after: member.sequence, form: member.form, maxBytes: Self.maxBytesPerJob)
+            guard let bytes = part.bytes else {
+                member.sequence = part.sequence
+                member.position = part.position
+                continue
+            }
+            guard let written = member.target.write(bytes) else {
+                if take(member) { member.leave(.notWritable) }
+                continue
+            }
+            member.target.flush()
             member.sequence = part.sequence
             member.position = part.position
-            guard let bytes = part.bytes else { continue }
-            member.target.write(bytes)
-            member.target.flush()
-            member.bytes += bytes.readableBytes
+            member.bytes += written
             member.lastWrite = now
             sent.events += part.events
-            sent.bytes += bytes.readableBytes
+            sent.bytes += written
             if member.sequence < newest, take(member) { member.leave(.notWritable) }
         }
         if sent.bytes > 0 { members.first?.meter?.sent(events: sent.events, bytes: sent.bytes) }
@@ -275,21 +297,21 @@ struct PushBatch<Position: Sendable>: Sendable {
     /// The records' sequence numbers (consecutive) and the positions after them.
     private(set) var sequences: [UInt64] = []
     private(set) var positions: [Position] = []
-    /// Per format (``StreamFormat/formIndex``): the records' bytes one after the other (`nil`: no
-    /// member takes that format), the offset where each record's bytes end, and how many events
+    /// Per form (``EventEncoder/formIndex``): the records' bytes one after the other (`nil`: no
+    /// member takes that form), the offset where each record's bytes end, and how many events
     /// the records up to each one carry.
-    private var forms: [ByteBuffer?] = [nil, nil, nil]
-    private var ends: [[Int]] = [[], [], []]
-    private var events: [[Int]] = [[], [], []]
+    private var forms: [ByteBuffer?] = Array(repeating: nil, count: EventEncoder.formCount)
+    private var ends: [[Int]] = Array(repeating: [], count: EventEncoder.formCount)
+    private var events: [[Int]] = Array(repeating: [], count: EventEncoder.formCount)
 
     init() {}
 
-    /// Encodes `records` with each of `encoders` (one per format).
+    /// Encodes `records` with each of `encoders` (one per form).
     init(encoding records: [LogRecord<Position>], with encoders: some Sequence<EventEncoder>) {
         sequences = records.map(\.sequence)
         positions = records.map(\.to)
         for encoder in encoders {
-            let index = encoder.format.formIndex
+            let index = encoder.formIndex
             var bytes = ByteBufferAllocator().buffer(capacity: 0)
             var recordEnds: [Int] = []
             var recordEvents: [Int] = []
@@ -320,7 +342,7 @@ struct PushBatch<Position: Sendable>: Sendable {
             return
         }
         let count = sequences.count
-        for index in 0..<3 {
+        for index in forms.indices {
             switch (forms[index], later.forms[index]) {
             case (nil, nil):
                 continue
@@ -347,14 +369,13 @@ struct PushBatch<Position: Sendable>: Sendable {
         positions.append(contentsOf: later.positions)
     }
 
-    /// What a member that has sent up to `sequence` gets of this batch in `format`: the records after
+    /// What a member that has sent up to `sequence` gets of this batch in `form`: the records after
     /// it, up to the first that brings it to `maxBytes` (`bytes` is `nil` when none of them writes
-    /// anything in that format), and the sequence and position after the last of them.
-    func part(after sequence: UInt64, format: StreamFormat, maxBytes: Int) -> (bytes: ByteBuffer?, events: Int, sequence: UInt64, position: Position) {
-        let index = format.formIndex
+    /// anything in that form), and the sequence and position after the last of them.
+    func part(after sequence: UInt64, form index: Int, maxBytes: Int) -> (bytes: ByteBuffer?, events: Int, sequence: UInt64, position: Position) {
         let first = sequences.partitioningIndex { $0 > sequence }
         precondition(first < sequences.count, "a member up to date with the batch gets no part of it")
-        // No member took this format when these records were published: none of them writes in it.
+        // No member took this form when these records were published: none of them writes in it.
         guard let form = forms[index] else { return (nil, 0, sequences[sequences.count - 1], positions[positions.count - 1]) }
         let startOffset = first == 0 ? 0 : ends[index][first - 1]
         let startEvents = first == 0 ? 0 : events[index][first - 1]
@@ -394,4 +415,14 @@ extension StreamFormat {
         case .plainText: 2
         }
     }
+}
+
+extension EventEncoder {
+    /// How many forms a record is encoded in: every format, unframed and framed.
+    static var formCount: Int { 6 }
+
+    /// Which of a record's forms this encoder makes: its format, unframed or framed.
+    var formIndex: Int { Self.formIndex(format, framed: isFramed) }
+
+    static func formIndex(_ format: StreamFormat, framed: Bool) -> Int { format.formIndex + (framed ? 3 : 0) }
 }

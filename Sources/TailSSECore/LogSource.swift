@@ -61,6 +61,9 @@ public protocol EventStream: AnyObject, Sendable {
     /// at once when the stream cannot be pushed now (behind, filtered, or not a single source's
     /// stream).
     func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn?
+    /// Bytes written to the client for this stream outside ``next(into:)`` since the last call (a
+    /// multiplexed stream's pushed sources).
+    func takeBytesPushed() -> Int
 }
 
 /// What a stream that left the push path was sent there (``EventStream/followLive(_:meter:heartbeat:)``).
@@ -79,6 +82,7 @@ public struct LivePushReturn: Sendable {
 extension EventStream {
     public func currentID() async -> String? { nil }
     public func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? { nil }
+    public func takeBytesPushed() -> Int { 0 }
 }
 
 extension LogSource {

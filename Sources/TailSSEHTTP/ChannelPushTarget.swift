@@ -19,7 +19,10 @@ final class ChannelPushTarget: PushTarget {
 
     func run(_ job: @escaping @Sendable () -> Void) { channel.eventLoop.execute(job) }
     var isWritable: Bool { channel.isActive && channel.isWritable }
-    func write(_ bytes: ByteBuffer) { channel.write(HTTPResponsePart.body(bytes), promise: nil) }
+    func write(_ bytes: ByteBuffer) -> Int? {
+        channel.write(HTTPResponsePart.body(bytes), promise: nil)
+        return bytes.readableBytes
+    }
     func flush() { channel.flush() }
 
     /// Writes and flushes `bytes` in order with pushed writes; returns once the connection took

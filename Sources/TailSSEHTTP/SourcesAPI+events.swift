@@ -111,7 +111,9 @@ extension SourcesAPI {
         let opened = requests
         let audit = StreamAudit(client: context.clientAddress, sources: names, format: format, resumed: resumeText != nil, grant: context.grant, drain: DrainGauge(channel: context.channel))
         let meters = StreamMeters(meters: sources.map(\.meter), multiplexed: true)
-        return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit, meters: meters) {
+        let push = responder.settings.livePush ? ChannelPushTarget(channel: context.channel) : nil
+        let heartbeat = responder.settings.heartbeat
+        return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit, meters: meters, push: push) {
             var streams: [any EventStream] = []
             var startIDs: [String?] = []
             for (index, (source, streamRequest)) in zip(sources, opened).enumerated() {
@@ -121,7 +123,8 @@ extension SourcesAPI {
                 startIDs.append(await stream.currentID())
             }
             let encoder = MultiplexEncoder(format: format, sources: sources.map(\.name), startIDs: startIDs)
-            return MultiplexedEventStream(streams: streams, encoder: encoder, tallies: meters.tallies)
+            let pushing = push.map { MultiplexPush(connection: $0, heartbeatAfter: heartbeat / 2, meters: meters.meters) }
+            return MultiplexedEventStream(streams: streams, encoder: encoder, tallies: meters.tallies, push: pushing)
         }
     }
 

@@ -103,6 +103,7 @@ struct StreamResponder: Sendable {
                 continue
             }
             let step = try await stream.next(into: &buffer)
+            connection.sent(bytes: stream.takeBytesPushed())
             switch step {
             case .finished:
                 if let reason = connection.revocation {

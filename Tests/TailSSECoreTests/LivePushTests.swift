@@ -4,39 +4,6 @@ import Synchronization
 import TailSSECore
 import Testing
 
-/// A connection on a lane (a serial queue standing in for an event loop) that hands every write
-/// to the test through an `AsyncStream`.
-private final class RecordingTarget: PushTarget {
-    let lane: ObjectIdentifier
-    let queue: DispatchQueue
-    private let writable = Mutex(true)
-    let writes: AsyncStream<ByteBuffer>
-    private let sink: AsyncStream<ByteBuffer>.Continuation
-
-    init(queue: DispatchQueue) {
-        self.queue = queue
-        self.lane = ObjectIdentifier(queue)
-        (writes, sink) = AsyncStream.makeStream(of: ByteBuffer.self)
-    }
-
-    func run(_ job: @escaping @Sendable () -> Void) { queue.async(execute: job) }
-    var isWritable: Bool { writable.withLock { $0 } }
-    func write(_ bytes: ByteBuffer) { sink.yield(bytes) }
-    func flush() {}
-
-    /// Ends `writes` (a waiting test gets what came so far).
-    func endWrites() { sink.finish() }
-    func setWritable(_ value: Bool) { writable.withLock { $0 = value } }
-    /// Holds the lane until the returned function is called (as a busy event loop would).
-    func hold() -> @Sendable () -> Void {
-        let release = DispatchSemaphore(value: 0)
-        queue.async { release.wait() }
-        return { release.signal() }
-    }
-    /// Runs `body` on the lane after everything queued there before (a barrier for the test).
-    func drain() async { await withCheckedContinuation { continuation in queue.async { continuation.resume() } } }
-}
-
 private typealias Log = EventLog<Int>
 
 private func line(_ n: Int) -> LogRecord<Int> {

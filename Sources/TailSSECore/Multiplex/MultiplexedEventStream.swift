@@ -11,27 +11,43 @@ import Synchronization
 ///
 /// An *open* stream (the files of a glob source) takes sources while it runs (``add(_:source:)``),
 /// drops a source's part from the composite id once its stream ends, and ends only when stopped.
+///
+/// With a ``MultiplexPush``, a source at its live end is pushed (``EventStream/followLive(_:meter:heartbeat:)``):
+/// its events are written to the connection on its lane, each given the composite id as it is
+/// written (``MultiplexWriting``); its reading task waits meanwhile. The events this stream
+/// returns must then be written through the same connection, in order with the pushed ones, and
+/// the next call of ``next(into:)`` says they were.
 public final class MultiplexedEventStream: EventStream {
     /// Each source's stream; an open stream lets go of the streams that ended.
     private let streams: Mutex<[(any EventStream)?]>
     private let mailbox: Mailbox
-    private let encoder: Mutex<MultiplexEncoder>
+    private let writing: MultiplexWriting
     private let tallies: [SentTally?]
     private let isOpen: Bool
+    private let pushes: Bool
 
     /// - Parameters:
     ///   - streams: one stream per source, in the order of `encoder`'s sources.
     ///   - tallies: where to count the bytes written of each source (in the same order), if anywhere.
     ///   - open: the stream takes sources while it runs and ends only when stopped.
-    public init(streams: [any EventStream], encoder: MultiplexEncoder, tallies: [SentTally?] = [], open: Bool = false) {
+    ///   - push: where the sources' live ends are pushed (not for an open stream).
+    public init(streams: [any EventStream], encoder: MultiplexEncoder, tallies: [SentTally?] = [], open: Bool = false, push: MultiplexPush? = nil) {
         self.streams = Mutex(streams)
-        self.encoder = Mutex(encoder)
+        let writing = MultiplexWriting(encoder: encoder)
+        self.writing = writing
         self.tallies = tallies
         self.isOpen = open
+        self.pushes = push != nil && !open
         let mailbox = Mailbox(count: streams.count, open: open)
         self.mailbox = mailbox
         for (index, stream) in streams.enumerated() {
-            Task { await Self.read(stream, index: index, into: mailbox) }
+            let pushing = pushes ? push.map { push in
+                SourcePushing(
+                    target: MultiplexedSourceTarget(writing: writing, connection: push.connection, source: index),
+                    meter: index < push.meters.count ? push.meters[index] : nil, heartbeatAfter: push.heartbeatAfter, writing: writing
+                )
+            } : nil
+            Task { await Self.read(stream, index: index, into: mailbox, pushing: pushing) }
         }
     }
 
@@ -47,23 +63,29 @@ public final class MultiplexedEventStream: EventStream {
     /// Adds the stream of another source (an open stream only), after the others, starting at
     /// `startID` in the composite id if known. A stopped stream stops it at once.
     public func add(_ stream: any EventStream, source name: String, startID: String?) {
-        let index: Int? = encoder.withLock { encoder in
+        let index: Int? = writing.encode(writes: false) { encoder in
             guard mailbox.addSlot() else { return nil }
             streams.withLock { $0.append(stream) }
             return encoder.addSource(name, startID: startID)
         }
         guard let index else { return stream.stop() }
-        Task { [mailbox] in await Self.read(stream, index: index, into: mailbox) }
+        Task { [mailbox] in await Self.read(stream, index: index, into: mailbox, pushing: nil) }
     }
 
     /// Wakes the reader as if time had passed (an open stream with no source still beats).
     public func tick() { mailbox.idle() }
 
     public func currentID() async -> String? {
-        encoder.withLock { $0.currentID.description }
+        writing.encode(writes: false) { $0.currentID.description }
     }
 
+    public func takeBytesPushed() -> Int { pushes ? writing.takePushedBytes() : 0 }
+
     public func next(into buffer: inout ByteBuffer) async throws -> StreamStep {
+        if pushes {
+            writing.streamWrote()
+            mailbox.wrote()
+        }
         while true {
             switch await mailbox.take() {
             case .finished:
@@ -71,7 +93,7 @@ public final class MultiplexedEventStream: EventStream {
             case .idle:
                 return .idle
             case .buffers(let ready, let ended):
-                encoder.withLock { encoder in
+                writing.encode(writes: pushes && !ready.isEmpty) { encoder in
                     for (index, frames) in ready {
                         let before = buffer.writerIndex
                         encoder.write(frames: frames, source: index, into: &buffer)
@@ -79,7 +101,7 @@ public final class MultiplexedEventStream: EventStream {
                     }
                 }
                 if isOpen, !ended.isEmpty {
-                    encoder.withLock { encoder in for index in ended { encoder.retire(index) } }
+                    writing.encode(writes: false) { encoder in for index in ended { encoder.retire(index) } }
                     streams.withLock { streams in for index in ended where streams.indices.contains(index) { streams[index] = nil } }
                 }
                 if !ready.isEmpty { return .events }
@@ -87,8 +109,24 @@ public final class MultiplexedEventStream: EventStream {
         }
     }
 
-    private static func read(_ stream: any EventStream, index: Int, into mailbox: Mailbox) async {
+    /// What a source's reading task needs to push the source's live end.
+    private struct SourcePushing: Sendable {
+        var target: MultiplexedSourceTarget
+        var meter: (any SourceMeter)?
+        var heartbeatAfter: Duration
+        var writing: MultiplexWriting
+    }
+
+    private static func read(_ stream: any EventStream, index: Int, into mailbox: Mailbox, pushing: SourcePushing?) async {
         while true {
+            // Pushed events may follow only once everything this task handed over was written.
+            if let pushing, await mailbox.waitUntilWritten(index) {
+                let heartbeat = PushHeartbeat(after: pushing.heartbeatAfter, quietSince: pushing.writing.lastWrite)
+                if let pushed = await stream.followLive(pushing.target, meter: pushing.meter, heartbeat: heartbeat) {
+                    if pushed.reason == .notWritable { pushing.meter?.leftPush() }
+                    continue
+                }
+            }
             var buffer = ByteBuffer()
             let step = (try? await stream.next(into: &buffer)) ?? .finished
             switch step {
@@ -118,6 +156,11 @@ private final class Mailbox: Sendable {
         var ready: ByteBuffer?
         var waiting: (buffer: ByteBuffer, producer: CheckedContinuation<Bool, Never>)?
         var finished = false
+        /// Buffers handed over, taken by the writer, and known written (``wrote()``).
+        var handed = 0
+        var taken = 0
+        var written = 0
+        var writtenWaiter: CheckedContinuation<Bool, Never>?
     }
 
     private struct State {
@@ -157,6 +200,7 @@ private final class Mailbox: Sendable {
         await withCheckedContinuation { (producer: CheckedContinuation<Bool, Never>) in
             let (answer, consumer): (Bool?, CheckedContinuation<Void, Never>?) = state.withLock { state in
                 if state.stopped { return (false, nil) }
+                state.slots[index].handed += 1
                 if state.slots[index].ready == nil {
                     state.slots[index].ready = buffer
                     return (true, state.takeConsumer())
@@ -166,6 +210,35 @@ private final class Mailbox: Sendable {
             }
             consumer?.resume()
             if let answer { producer.resume(returning: answer) }
+        }
+    }
+
+    /// The writer wrote every buffer it took.
+    func wrote() {
+        let waiters: [CheckedContinuation<Bool, Never>] = state.withLock { state in
+            var waiters: [CheckedContinuation<Bool, Never>] = []
+            for index in state.slots.indices {
+                state.slots[index].written = state.slots[index].taken
+                if state.slots[index].written == state.slots[index].handed, let waiter = state.slots[index].writtenWaiter {
+                    waiters.append(waiter)
+                    state.slots[index].writtenWaiter = nil
+                }
+            }
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    /// Waits until every buffer the source at `index` handed over was written; `false` once stopped.
+    func waitUntilWritten(_ index: Int) async -> Bool {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Bool, Never>) in
+            let answer: Bool? = state.withLock { state in
+                if state.stopped { return false }
+                if state.slots[index].written == state.slots[index].handed { return true }
+                state.slots[index].writtenWaiter = waiter
+                return nil
+            }
+            if let answer { waiter.resume(returning: answer) }
         }
     }
 
@@ -191,6 +264,8 @@ private final class Mailbox: Sendable {
             for index in state.slots.indices {
                 if let waiting = state.slots[index].waiting { producers.append(waiting.producer) }
                 state.slots[index].waiting = nil
+                if let waiter = state.slots[index].writtenWaiter { producers.append(waiter) }
+                state.slots[index].writtenWaiter = nil
             }
             return (state.takeConsumer(), producers)
         }
@@ -211,6 +286,7 @@ private final class Mailbox: Sendable {
                     guard let buffer = state.slots[index].ready else { continue }
                     ready.append((index, buffer))
                     state.slots[index].ready = nil
+                    state.slots[index].taken += 1
                     if let waiting = state.slots[index].waiting {
                         state.slots[index].ready = waiting.buffer
                         state.slots[index].waiting = nil

@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// The history of several sources as one answer with composite ids: the sources of
 /// `GET /events/lines`, the files of a glob source.
