@@ -235,11 +235,16 @@ private final class WatchLoop: @unchecked Sendable {
             }
             var due = Set<Key>()
             if fds[0].revents != 0 {
-                let pause = FanOutPacing.pauseMicroseconds(
-                    waking: followers.values.reduce(0) { $0 + $1.source.log.wakingCount }, pushed: followers.values.reduce(0) { $0 + $1.source.pushedClientCount }
-                )
-                if pause > 0 { usleep(UInt32(pause)) }
                 readEvents(into: &due, buffer: &buffer)
+                // Lines gather for the clients of the files that changed, not of every file watched.
+                let changed = due.compactMap { followers[$0]?.source }
+                let pause = FanOutPacing.pauseMicroseconds(
+                    waking: changed.reduce(0) { $0 + $1.log.wakingCount }, pushed: changed.reduce(0) { $0 + $1.pushedClientCount }
+                )
+                if pause > 0 {
+                    usleep(UInt32(pause))
+                    readEvents(into: &due, buffer: &buffer)
+                }
             }
             let now = monotonicSeconds()
             if inotify < 0, now - lastInstanceAttempt >= InotifyShortage.instanceRetryInterval {
