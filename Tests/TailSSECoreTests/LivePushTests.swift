@@ -30,18 +30,6 @@ private func cursorAtLiveEnd(_ log: Log) async -> SharedLogCursor<Int> {
     return cursor
 }
 
-/// Returns once `count` clients are on the push path (or fails after 10 s).
-private func members(_ count: Int, of log: Log) async {
-    let deadline = ContinuousClock.now + .seconds(10)
-    while log.push.memberCount != count {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("\(log.push.memberCount) of \(count) clients joined")
-            return
-        }
-        await Task.yield()
-    }
-}
-
 /// What `target` was written until `count` bytes came (or what came within 10 s).
 private func collect(_ target: RecordingTarget, bytes count: Int) async -> String {
     let deadline = Task {

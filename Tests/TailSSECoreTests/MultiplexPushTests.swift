@@ -86,18 +86,6 @@ private struct PushedMultiplex {
     }
 }
 
-/// Returns once `count` clients are on the log's push path (or fails after 10 s).
-private func members(_ count: Int, of log: Log) async {
-    let deadline = ContinuousClock.now + .seconds(10)
-    while log.push.memberCount != count {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("\(log.push.memberCount) of \(count) clients on the push path")
-            return
-        }
-        await Task.yield()
-    }
-}
-
 /// The SSE events (`id` and data) written to `target`, until `count` came (or what came in 10 s).
 private func events(_ count: Int, from target: RecordingTarget) async -> [(id: String, data: String)] {
     let deadline = Task {

@@ -2,6 +2,7 @@ import Dispatch
 import NIOCore
 import Synchronization
 import TailSSECore
+import Testing
 
 /// A connection on a lane (a serial queue standing in for an event loop) that hands every write
 /// to the test through an `AsyncStream`.
@@ -49,5 +50,17 @@ extension RecordingTarget {
                 continuation.resume()
             }
         }
+    }
+}
+
+/// Returns once `count` clients are on the log's push path (or fails after 10 s).
+func members(_ count: Int, of log: EventLog<Int>) async {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while log.push.memberCount != count {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("\(log.push.memberCount) of \(count) clients on the push path")
+            return
+        }
+        await Task.yield()
     }
 }
