@@ -373,3 +373,29 @@ def test_a_replay_many_chunks_long_is_exact_while_the_file_grows_and_rotates(tai
             paused.body += paused.read_some(timeout=1.0) or b""
         assert bytes(fast.body) == expected
         assert bytes(paused.body) == expected
+
+
+def test_a_client_that_closes_or_half_closes_its_connection_ends_its_stream_without_a_write(tailsse, logdir):
+    """No line and no heartbeat (30 s) is written: the server notices the client leaving from the
+    connection itself, on /sources/NAME and on /events, whether the client closes the socket or only
+    shuts down its sending side (an SSE client never does that while it reads)."""
+    import socket as socketlib
+    from http_client import metric
+    from server import wait_until
+    log = logdir / "app.log"
+    log.write_bytes(b"")
+    other = logdir / "other.log"
+    other.write_bytes(b"")
+    srv = tailsse({"app": log, "other": other}, heartbeat=30)
+    for path in ("/sources/app?tail=0", "/events?source=app&source=other&tail=0"):
+        for leave in ("close", "shutdown"):
+            s = SSEStream(srv.port, path)
+            s.wait_ready()
+            wait_until(lambda: metric(srv.port, "tailsse_streams") == 1, what="the stream to start")
+            if leave == "close":
+                s.close()
+            else:
+                s.sock.shutdown(socketlib.SHUT_WR)
+            wait_until(lambda: metric(srv.port, "tailsse_streams") == 0, timeout=10, what=f"the stream of a client that did {leave} on {path} to end")
+            s.close()
+    assert srv.log_text().count("end=client went away") == 4

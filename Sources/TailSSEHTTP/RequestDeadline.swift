@@ -17,6 +17,8 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
     private var deadline: ConnectionDeadline
     /// Request heads read whose response has not ended yet.
     private var unanswered = 0
+    /// The client closed its sending side (the connection stays half open).
+    private(set) var inputClosed = false
 
     init(timeout: TimeAmount, onExpiry: @escaping @Sendable () -> Void) {
         deadline = ConnectionDeadline(timeout: timeout, onExpiry: onExpiry)
@@ -47,6 +49,11 @@ final class RequestDeadline: ChannelDuplexHandler, RemovableChannelHandler {
             unanswered = max(0, unanswered - 1)
             if unanswered == 0 { deadline.arm(context) }
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { inputClosed = true }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -111,9 +111,9 @@ extension SourcesAPI {
         let opened = requests
         let audit = StreamAudit(client: context.clientAddress, sources: names, format: format, resumed: resumeText != nil, grant: context.grant, drain: DrainGauge(channel: context.channel))
         let meters = StreamMeters(meters: sources.map(\.meter), multiplexed: true)
-        let push = responder.settings.livePush ? ChannelPushTarget(channel: context.channel) : nil
+        let push = responder.pushTarget(context.channel)
         let heartbeat = responder.settings.heartbeat
-        return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit, meters: meters, push: push) {
+        return responder.response(label: names.joined(separator: ","), format: format, body: request.body, audit: audit, meters: meters, channel: context.channel, push: push) {
             var streams: [any EventStream] = []
             var startIDs: [String?] = []
             for (index, (source, streamRequest)) in zip(sources, opened).enumerated() {

@@ -13,14 +13,16 @@ struct StreamResponder: Sendable {
     let connections: ConnectionRegistry
     let logger: Logger
 
-    /// - Parameter push: the connection, for the live end to be pushed to while the client is up to date.
+    /// - Parameter channel: the connection, for the live end to be pushed to while the client is up
+    ///   to date, and to notice the client leaving.
     func response(
-        source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit, push: ChannelPushTarget?
+        source: any LogSource, streamRequest: StreamRequest, format: StreamFormat, body: RequestBody, audit: StreamAudit, channel: any Channel
     ) -> Response {
         let meters = StreamMeters(meters: [source.meter], multiplexed: false)
         let progress = streamRequest.grep != nil && format == .eventStream
-        let push = settings.livePush ? push : nil
-        return response(label: source.name, format: format, body: body, audit: audit, meters: meters, sendsProgressIDs: progress, push: push) {
+        return response(
+            label: source.name, format: format, body: body, audit: audit, meters: meters, sendsProgressIDs: progress, channel: channel, push: pushTarget(channel)
+        ) {
             await source.openStream(streamRequest, encoder: EventEncoder(format: format, source: source.name, utcOffset: localUTCOffset, tally: meters.tallies[0], grep: streamRequest.grep))
         }
     }
@@ -30,10 +32,12 @@ struct StreamResponder: Sendable {
     /// sends of each source is counted through `meters` (whose tallies `open`'s encoders count in).
     /// `sendsProgressIDs`: a heartbeat is an SSE event with the stream's current id and no data
     /// (a `grep=` stream: the client's resume id moves past the lines left out, and no event fires).
+    /// `channel`: the connection, to notice the client leaving without a task watching the
+    /// request (``closesWhenTheClientLeaves(_:)``).
     /// `push`: where the stream's live end may be pushed (``EventStream/followLive(_:meter:heartbeat:)``).
     func response(
         label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters, sendsProgressIDs: Bool = false,
-        push: ChannelPushTarget? = nil, open: @escaping @Sendable () async -> any EventStream
+        channel: (any Channel)? = nil, push: ChannelPushTarget? = nil, open: @escaping @Sendable () async -> any EventStream
     ) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = format.contentType
@@ -54,30 +58,70 @@ struct StreamResponder: Sendable {
                 Self.logEnd(of: connection, since: started, logger: logger)
             }
             let pumpWriter = WriterBox(writer)
-            do {
-                try await body.consumeWithInboundCloseHandler { _ in
-                    // A write straight to the channel is not cancelled with the task: closing the
-                    // channel ends it.
-                    try await connection.whileKillable(onKill: { push?.close() }) {
-                        do {
-                            try await Self.pump(
-                                stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings,
-                                sendsProgressIDs: sendsProgressIDs, push: push
-                            )
-                        } catch {
-                            // A write that fails: the client closed its end.
-                            if !connection.isKilled { connection.stopStream(reason: "client went away") }
-                            throw error
-                        }
+            let pumpUntilKilled: @Sendable () async throws -> Void = {
+                // A write straight to the channel is not cancelled with the task: closing the
+                // channel ends it.
+                try await connection.whileKillable(onKill: { push?.close() }) {
+                    do {
+                        try await Self.pump(
+                            stream, encoder: encoder, writer: pumpWriter, connection: connection, meters: meters, settings: settings,
+                            sendsProgressIDs: sendsProgressIDs, push: push
+                        )
+                    } catch {
+                        // A write that fails: the client closed its end.
+                        if !connection.isKilled { connection.stopStream(reason: "client went away") }
+                        throw error
                     }
-                } onInboundClosed: {
-                    connection.stopStream(reason: "client went away")
-                    connection.kill(reason: "client went away")
                 }
+            }
+            let clientLeft: @Sendable () -> Void = {
+                connection.stopStream(reason: "client went away")
+                connection.kill(reason: "client went away")
+            }
+            let watch: LeavingWatch = if let channel { await Self.watchForTheClientLeaving(channel) } else { .unsupported }
+            switch watch {
+            case .watching:
+                channel?.closeFuture.whenComplete { _ in clientLeft() }
+                defer { channel?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenFailure { _ in } }
+                try await pumpUntilKilled()
+            case .alreadyLeft:
+                clientLeft()
+            case .unsupported:
+                try await body.consumeWithInboundCloseHandler { _ in try await pumpUntilKilled() } onInboundClosed: { clientLeft() }
             }
             writer = pumpWriter.writer
             try await writer.finish(nil)
         })
+    }
+
+    /// The connection's push target, when live ends are pushed.
+    func pushTarget(_ channel: any Channel) -> ChannelPushTarget? {
+        settings.livePush ? ChannelPushTarget(channel: channel) : nil
+    }
+
+    /// How a stream learns that its client left.
+    private enum LeavingWatch {
+        /// The connection closes when the client closes its end: its `closeFuture` says so.
+        case watching
+        /// The client closed its end before the stream began.
+        case alreadyLeft
+        /// An HTTP/2 stream (whose client always ends its side after the request): a task reads
+        /// the request's inbound side.
+        case unsupported
+    }
+
+    /// Makes an HTTP/1 connection (one a listener accepted, not a stream inside a connection)
+    /// close when its client closes its end, rather than stay half open as the server allows
+    /// for requests, so that no task has to read the connection to notice the client leaving.
+    private static func watchForTheClientLeaving(_ channel: any Channel) async -> LeavingWatch {
+        guard let listener = channel.parent, listener.parent == nil else { return .unsupported }
+        let watch = channel.eventLoop.submit { () throws -> LeavingWatch in
+            if try channel.pipeline.syncOperations.handler(type: RequestDeadline.self).inputClosed { return .alreadyLeft }
+            guard let options = channel.syncOptions else { return .unsupported }
+            try options.setOption(ChannelOptions.allowRemoteHalfClosure, value: false)
+            return .watching
+        }
+        return (try? await watch.get()) ?? .unsupported
     }
 
     /// Writes the stream's events until it finishes, batching whatever is ready into one write.

@@ -221,7 +221,7 @@ struct SourcesAPI: Sendable {
         let format = StreamFormat.negotiate(accept: request.headers[.accept])
         let audit = StreamAudit(client: context.clientAddress, sources: [source.name], format: format, resumed: streamRequest.resumeID != nil, grant: context.grant, drain: DrainGauge(channel: context.channel))
         return responder.response(
-            source: source, streamRequest: streamRequest, format: format, body: request.body, audit: audit, push: ChannelPushTarget(channel: context.channel)
+            source: source, streamRequest: streamRequest, format: format, body: request.body, audit: audit, channel: context.channel
         )
     }
 
