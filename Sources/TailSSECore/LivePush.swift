@@ -87,7 +87,9 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         let meter: (any SourceMeter)?
         let heartbeat: (bytes: ByteBuffer, after: Duration)?
         let stopRequested = Atomic<Bool>(false)
-        private(set) var continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>?
+        /// Called once when the member leaves; `nil` before it joins and after it left.
+        private var onLeave: (@Sendable (LivePushOutcome<Position>) -> Void)?
+        var isOnThePushPath: Bool { onLeave != nil }
         var sequence: UInt64
         var position: Position
         var bytes = 0
@@ -109,18 +111,18 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
 
         /// On the lane: a heartbeat when the connection has been quiet for long enough.
         func beatIfQuiet(now: ContinuousClock.Instant) {
-            guard continuation != nil, let heartbeat, now - lastWrite >= heartbeat.after, target.isWritable else { return }
+            guard isOnThePushPath, let heartbeat, now - lastWrite >= heartbeat.after, target.isWritable else { return }
             bytes += target.writeHeartbeat(heartbeat.bytes)
             lastWrite = now
         }
 
-        func wait(_ continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>) { self.continuation = continuation }
+        func wait(_ onLeave: @escaping @Sendable (LivePushOutcome<Position>) -> Void) { self.onLeave = onLeave }
 
         /// Resumes the client's task (once).
         func leave(_ reason: LivePushExit) {
-            guard let continuation else { return }
-            self.continuation = nil
-            continuation.resume(returning: LivePushOutcome(reason: reason, sequence: sequence, position: position, bytes: bytes, lastWrite: lastWrite))
+            guard let onLeave else { return }
+            self.onLeave = nil
+            onLeave(LivePushOutcome(reason: reason, sequence: sequence, position: position, bytes: bytes, lastWrite: lastWrite))
         }
     }
 
@@ -152,21 +154,26 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
     /// `encoder` makes the bytes of the member's form (no grep; framed for a multiplexed
     /// stream); the member's meter counts what is sent (once per batch and lane).
     func follow(_ member: Member, encoder: EventEncoder) async -> LivePushOutcome<Position>? {
-        let key = ObjectIdentifier(member)
-        return await withTaskCancellationHandler {
+        await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<LivePushOutcome<Position>?, Never>) in
-                member.wait(continuation)
-                let joined = state.withLock { state -> Bool in
-                    guard !state.closed, !member.stopRequested.load(ordering: .acquiring), member.sequence >= state.published else { return false }
-                    let lane = member.target.lane
-                    state.lanes[lane, default: Lane(target: member.target)].members[key] = member
-                    state.encoders[member.form, default: (encoder, 0)].members += 1
-                    return true
-                }
-                if !joined { continuation.resume(returning: nil) }
+                if !join(member, encoder: encoder, onLeave: { continuation.resume(returning: $0) }) { continuation.resume(returning: nil) }
             }
         } onCancel: {
             remove(member)
+        }
+    }
+
+    /// Like ``follow(_:encoder:)`` without waiting: `true` when the member joined, and then
+    /// `onLeave` is called once, with how it left (on its lane, or where ``remove(_:)`` runs it).
+    func join(_ member: Member, encoder: EventEncoder, onLeave: @escaping @Sendable (LivePushOutcome<Position>) -> Void) -> Bool {
+        member.wait(onLeave)
+        let key = ObjectIdentifier(member)
+        return state.withLock { state -> Bool in
+            guard !state.closed, !member.stopRequested.load(ordering: .acquiring), member.sequence >= state.published else { return false }
+            let lane = member.target.lane
+            state.lanes[lane, default: Lane(target: member.target)].members[key] = member
+            state.encoders[member.form, default: (encoder, 0)].members += 1
+            return true
         }
     }
 
@@ -232,7 +239,7 @@ public final class LivePush<Position: Hashable & Sendable>: Sendable {
         let now = ContinuousClock.now
         var sent: (events: Int, bytes: Int) = (0, 0)
         for member in members where member.sequence < newest {
-            guard member.continuation != nil else { continue }
+            guard member.isOnThePushPath else { continue }
             guard member.target.isWritable else {
                 if take(member) { member.leave(.notWritable) }
                 continue

@@ -61,6 +61,12 @@ public protocol EventStream: AnyObject, Sendable {
     /// at once when the stream cannot be pushed now (behind, filtered, or not a single source's
     /// stream).
     func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn?
+    /// Like ``followLive(_:meter:heartbeat:)`` without a task waiting: `true` when the stream
+    /// joined the push path, and then `onLeave` is called once it continues on its own (on the
+    /// connection's lane: start a task there, do not block).
+    func pushLive(
+        _ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat, onLeave: @escaping @Sendable (LivePushReturn) -> Void
+    ) -> Bool
     /// Bytes written to the client for this stream outside ``next(into:)`` since the last call (a
     /// multiplexed stream's pushed sources).
     func takeBytesPushed() -> Int
@@ -83,6 +89,9 @@ extension EventStream {
     public func currentID() async -> String? { nil }
     public func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? { nil }
     public func takeBytesPushed() -> Int { 0 }
+    public func pushLive(
+        _ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat, onLeave: @escaping @Sendable (LivePushReturn) -> Void
+    ) -> Bool { false }
 }
 
 extension LogSource {

@@ -63,7 +63,33 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
     public func followLive(
         _ target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?, heartbeat: PushHeartbeat
     ) async -> LivePushOutcome<Position>? {
-        let member: LivePush<Position>.Member? = state.withLock { state in
+        guard let member = pushMember(target, encoder: encoder, meter: meter, heartbeat: heartbeat) else { return nil }
+        let outcome = await log.push.follow(member, encoder: encoder)
+        left(outcome)
+        return outcome
+    }
+
+    /// Like ``followLive(_:encoder:meter:heartbeat:)`` without waiting: `true` when the client
+    /// joined the push path, and then `onLeave` is called once it left, after the cursor moved to
+    /// where the push left it (on the connection's lane: it must not block).
+    public func pushLive(
+        _ target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?, heartbeat: PushHeartbeat,
+        onLeave: @escaping @Sendable (LivePushOutcome<Position>) -> Void
+    ) -> Bool {
+        guard let member = pushMember(target, encoder: encoder, meter: meter, heartbeat: heartbeat) else { return false }
+        let joined = log.push.join(member, encoder: encoder) { [self] outcome in
+            left(outcome)
+            onLeave(outcome)
+        }
+        if !joined { left(nil) }
+        return joined
+    }
+
+    /// The client as a member of the push path, when it can join: at the live end, nothing pending.
+    private func pushMember(
+        _ target: any PushTarget, encoder: EventEncoder, meter: (any SourceMeter)?, heartbeat: PushHeartbeat
+    ) -> LivePush<Position>.Member? {
+        state.withLock { state in
             guard !state.stopped, state.pending.isEmpty, let sequence = state.sequence else { return nil }
             let member = LivePush<Position>.Member(
                 target: target, encoder: encoder, meter: meter, heartbeat: heartbeat, sequence: sequence, position: state.position
@@ -71,8 +97,10 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
             state.pushed = member
             return member
         }
-        guard let member else { return nil }
-        let outcome = await log.push.follow(member, encoder: encoder)
+    }
+
+    /// The client left the push path (`nil`: it did not join).
+    private func left(_ outcome: LivePushOutcome<Position>?) {
         state.withLock { state in
             state.pushed = nil
             if let outcome {
@@ -80,7 +108,6 @@ public final class SharedLogCursor<Position: Hashable & Sendable>: Sendable {
                 state.sequence = outcome.sequence
             }
         }
-        return outcome
     }
 
     /// Serves events from the log until there is something to send, time passed, the stream is

@@ -31,8 +31,10 @@ private final class LogStream: EventStream {
 
     func stop() { cursor.stop() }
 
-    func followLive(_ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat) async -> LivePushReturn? {
-        await cursor.followLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat).map(LivePushReturn.init)
+    func pushLive(
+        _ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat, onLeave: @escaping @Sendable (LivePushReturn) -> Void
+    ) -> Bool {
+        cursor.pushLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat) { onLeave(LivePushReturn($0)) }
     }
 }
 

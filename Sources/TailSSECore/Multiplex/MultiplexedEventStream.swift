@@ -14,7 +14,7 @@ import Synchronization
 ///
 /// With a ``MultiplexPush``, a source at its live end is pushed (``EventStream/followLive(_:meter:heartbeat:)``):
 /// its events are written to the connection on its lane, each given the composite id as it is
-/// written (``MultiplexWriting``); its reading task waits meanwhile. The events this stream
+/// written (``MultiplexWriting``), and no task reads it until it leaves the push path. The events this stream
 /// returns must then be written through the same connection, in order with the pushed ones, and
 /// the next call of ``next(into:)`` says they were.
 public final class MultiplexedEventStream: EventStream {
@@ -120,12 +120,14 @@ public final class MultiplexedEventStream: EventStream {
     private static func read(_ stream: any EventStream, index: Int, into mailbox: Mailbox, pushing: SourcePushing?) async {
         while true {
             // Pushed events may follow only once everything this task handed over was written.
+            // While the source is pushed, no task reads it: one starts again when it leaves.
             if let pushing, await mailbox.waitUntilWritten(index) {
                 let heartbeat = PushHeartbeat(after: pushing.heartbeatAfter, quietSince: pushing.writing.lastWrite)
-                if let pushed = await stream.followLive(pushing.target, meter: pushing.meter, heartbeat: heartbeat) {
+                let joined = stream.pushLive(pushing.target, meter: pushing.meter, heartbeat: heartbeat) { pushed in
                     if pushed.reason == .notWritable { pushing.meter?.leftPush() }
-                    continue
+                    Task { await read(stream, index: index, into: mailbox, pushing: pushing) }
                 }
+                if joined { return }
             }
             var buffer = ByteBuffer()
             let step = (try? await stream.next(into: &buffer)) ?? .finished

@@ -57,6 +57,13 @@ final class FileEventStream: EventStream {
         return await cursor.followLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat).map(LivePushReturn.init)
     }
 
+    func pushLive(
+        _ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat, onLeave: @escaping @Sendable (LivePushReturn) -> Void
+    ) -> Bool {
+        guard encoder.isPushable else { return false }
+        return cursor.pushLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat) { onLeave(LivePushReturn($0)) }
+    }
+
     /// The id of the stream's position. At its start that is the id it resumed from (the id of a
     /// position in a file whose descriptor was let go, for one, cannot be computed without it).
     func currentID() async -> String? {

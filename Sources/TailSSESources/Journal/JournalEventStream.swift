@@ -30,6 +30,13 @@ final class JournalEventStream: EventStream {
         return await cursor.followLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat).map(LivePushReturn.init)
     }
 
+    func pushLive(
+        _ target: any PushTarget, meter: (any SourceMeter)?, heartbeat: PushHeartbeat, onLeave: @escaping @Sendable (LivePushReturn) -> Void
+    ) -> Bool {
+        guard encoder.isPushable, filter.isEmpty else { return false }
+        return cursor.pushLive(target, encoder: encoder, meter: meter, heartbeat: heartbeat) { onLeave(LivePushReturn($0)) }
+    }
+
     func currentID() async -> String? {
         cursor.position.cursor
     }
