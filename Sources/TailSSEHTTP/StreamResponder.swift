@@ -55,6 +55,7 @@ struct StreamResponder: Sendable {
             connections.register(connection)
             defer {
                 connections.unregister(connection)
+                connection.sent(bytes: stream.takeBytesPushed())
                 Self.logEnd(of: connection, since: started, logger: logger)
             }
             let pumpWriter = WriterBox(writer)
@@ -81,7 +82,11 @@ struct StreamResponder: Sendable {
             let watch: LeavingWatch = if let channel { await Self.watchForTheClientLeaving(channel) } else { .unsupported }
             switch watch {
             case .watching:
-                channel?.closeFuture.whenComplete { _ in clientLeft() }
+                // Weakly: a kept-alive connection must not hold every stream it served.
+                channel?.closeFuture.whenComplete { [weak connection] _ in
+                    connection?.stopStream(reason: "client went away")
+                    connection?.kill(reason: "client went away")
+                }
                 defer { channel?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenFailure { _ in } }
                 try await pumpUntilKilled()
             case .alreadyLeft:

@@ -51,11 +51,11 @@ private struct PushedMultiplex {
     let writer: Task<Void, Never>
     private let deadline: Task<Void, any Error>
 
-    init() async {
+    init(heartbeatAfter: Duration = .seconds(3600)) async {
         let streams = [await LogStream(log: logs[0], source: "a"), await LogStream(log: logs[1], source: "b")]
         stream = MultiplexedEventStream(
             streams: streams, encoder: MultiplexEncoder(format: .eventStream, sources: ["a", "b"], startIDs: ["1", "1"]),
-            push: MultiplexPush(connection: target, heartbeatAfter: .seconds(3600), meters: [])
+            push: MultiplexPush(connection: target, heartbeatAfter: heartbeatAfter, meters: [])
         )
         let (taken, took) = AsyncStream.makeStream(of: String.self)
         let (permitted, permits) = AsyncStream.makeStream(of: Void.self)
@@ -109,6 +109,21 @@ private func events(_ count: Int, from target: RecordingTarget) async -> [(id: S
     return found
 }
 
+/// What was written to `target` until it holds `needle` (or what came in 10 s).
+private func text(until needle: String, from target: RecordingTarget) async -> String {
+    let deadline = Task {
+        try await Task.sleep(for: .seconds(10))
+        target.endWrites()
+    }
+    defer { deadline.cancel() }
+    var text = ""
+    for await write in target.writes {
+        text += String(buffer: write)
+        if text.contains(needle) { break }
+    }
+    return text
+}
+
 @Suite struct MultiplexPushTests {
     @Test func sourcesAtTheLiveEndArePushedEachEventWithTheCompositeIDOfBothSources() async {
         let multiplex = await PushedMultiplex()
@@ -157,6 +172,23 @@ private func events(_ count: Int, from target: RecordingTarget) async -> [(id: S
         let written = await events(3, from: multiplex.target)
         #expect(written.map(\.id) == ["m1,a=2,b=1", "m1,a=2,b=2", "m1,a=3,b=2"])
         #expect(written.map(\.data) == [#"{"source":"a","text":"line 1"}"#, #"{"source":"b","text":"line 1"}"#, #"{"source":"a","text":"line 2"}"#])
+        await multiplex.stop()
+    }
+
+    /// A quiet pushed source's heartbeat is due while the stream's own write is pending: written
+    /// then, it could land between two slices of an event.
+    @Test func aPushedSourcesHeartbeatIsNotWrittenWhileTheStreamsOwnWriteIsPending() async {
+        let multiplex = await PushedMultiplex(heartbeatAfter: .zero)
+        var taken = multiplex.taken.makeAsyncIterator()
+        multiplex.target.setWritable(false)
+        multiplex.logs[0].append([line(1)])
+        #expect(await taken.next()?.contains("line 1") == true)
+        multiplex.target.setWritable(true)
+        multiplex.logs[1].tick()
+        await multiplex.target.drain()
+        multiplex.permits.yield()
+        let written = await text(until: "line 1", from: multiplex.target)
+        #expect(written.hasPrefix("id: m1,a=2,b=1\n"), "\(written)")
         await multiplex.stop()
     }
 }

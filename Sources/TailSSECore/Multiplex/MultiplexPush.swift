@@ -34,9 +34,12 @@ final class MultiplexWriting: Sendable {
     }
 
     private let state: Mutex<State>
+    /// How long the connection may stay quiet before a pushed source sends a heartbeat.
+    private let heartbeatAfter: Duration
 
-    init(encoder: MultiplexEncoder) {
+    init(encoder: MultiplexEncoder, heartbeatAfter: Duration = .seconds(3600)) {
         state = Mutex(State(encoder: encoder))
+        self.heartbeatAfter = heartbeatAfter
     }
 
     /// Runs `body` with the encoder, for the stream's own events (`writes`: they are written next,
@@ -67,9 +70,10 @@ final class MultiplexWriting: Sendable {
     }
 
     /// On the lane: writes a source's pushed frames with their composite ids to `connection`, or
-    /// `nil` while the stream's own events are being written.
+    /// `nil` while the stream's own events are being encoded or written (the event loop never
+    /// waits for the stream's task: the source goes on through the stream instead).
     func push(frames: ByteBuffer, source index: Int, to connection: any PushTarget) -> Int? {
-        state.withLock { state in
+        let written: Int?? = state.withLockIfAvailable { state in
             guard !state.streamWriting else { return nil }
             var output = ByteBufferAllocator().buffer(capacity: frames.readableBytes + frames.readableBytes / 4)
             state.encoder.write(frames: frames, source: index, into: &output)
@@ -81,20 +85,22 @@ final class MultiplexWriting: Sendable {
             }
             return written
         }
+        return written ?? nil
     }
 
-    /// On the lane: a heartbeat, unless the connection wrote something within the last second
-    /// (each pushed source beats on its own).
+    /// On the lane: a heartbeat, unless the connection wrote something within the heartbeat
+    /// interval (each pushed source beats on its own) or the stream's own events are being written
+    /// (the heartbeat would land inside one of them).
     func beat(_ bytes: ByteBuffer, to connection: any PushTarget) -> Int {
-        state.withLock { state in
+        state.withLockIfAvailable { state in
             let now = ContinuousClock.now
-            guard now - state.lastWrite >= .seconds(1) else { return 0 }
+            guard !state.streamWriting, now - state.lastWrite >= heartbeatAfter else { return 0 }
             let written = connection.write(bytes) ?? 0
             connection.flush()
             state.pushedBytes += written
             state.lastWrite = now
             return written
-        }
+        } ?? 0
     }
 }
 

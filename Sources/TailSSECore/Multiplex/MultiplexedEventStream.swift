@@ -33,7 +33,7 @@ public final class MultiplexedEventStream: EventStream {
     ///   - push: where the sources' live ends are pushed (not for an open stream).
     public init(streams: [any EventStream], encoder: MultiplexEncoder, tallies: [SentTally?] = [], open: Bool = false, push: MultiplexPush? = nil) {
         self.streams = Mutex(streams)
-        let writing = MultiplexWriting(encoder: encoder)
+        let writing = MultiplexWriting(encoder: encoder, heartbeatAfter: push?.heartbeatAfter ?? .seconds(3600))
         self.writing = writing
         self.tallies = tallies
         self.isOpen = open
@@ -55,9 +55,11 @@ public final class MultiplexedEventStream: EventStream {
         stop()
     }
 
+    /// Stops the sources first (each leaves the push path: no pushed write starts after this), then
+    /// the stream's own reading, so nothing pushed follows what the stream writes last.
     public func stop() {
-        mailbox.stop()
         for stream in streams.withLock({ $0 }) { stream?.stop() }
+        mailbox.stop()
     }
 
     /// Adds the stream of another source (an open stream only), after the others, starting at
