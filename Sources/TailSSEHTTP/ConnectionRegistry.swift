@@ -22,6 +22,13 @@ final class ConnectionGuard: Sendable {
         stream.stop()
     }
 
+    /// The client closed its end of the connection: the stream stops and its pending write, if
+    /// any, is cancelled.
+    func clientLeft() {
+        stopStream(reason: "client went away")
+        kill(reason: "client went away")
+    }
+
     /// Ends the stream because its token no longer grants its sources: it finishes with an `end`
     /// event per source saying so.
     func revoke() {

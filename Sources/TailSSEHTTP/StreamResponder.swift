@@ -33,7 +33,7 @@ struct StreamResponder: Sendable {
     /// `sendsProgressIDs`: a heartbeat is an SSE event with the stream's current id and no data
     /// (a `grep=` stream: the client's resume id moves past the lines left out, and no event fires).
     /// `channel`: the connection, to notice the client leaving without a task watching the
-    /// request (``closesWhenTheClientLeaves(_:)``).
+    /// request (``watchForTheClientLeaving(_:)``).
     /// `push`: where the stream's live end may be pushed (``EventStream/followLive(_:meter:heartbeat:)``).
     func response(
         label: String, format: StreamFormat, body: RequestBody, audit: StreamAudit, meters: StreamMeters, sendsProgressIDs: Bool = false,
@@ -75,24 +75,17 @@ struct StreamResponder: Sendable {
                     }
                 }
             }
-            let clientLeft: @Sendable () -> Void = {
-                connection.stopStream(reason: "client went away")
-                connection.kill(reason: "client went away")
-            }
             let watch: LeavingWatch = if let channel { await Self.watchForTheClientLeaving(channel) } else { .unsupported }
             switch watch {
             case .watching:
                 // Weakly: a kept-alive connection must not hold every stream it served.
-                channel?.closeFuture.whenComplete { [weak connection] _ in
-                    connection?.stopStream(reason: "client went away")
-                    connection?.kill(reason: "client went away")
-                }
+                channel?.closeFuture.whenComplete { [weak connection] _ in connection?.clientLeft() }
                 defer { channel?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).whenFailure { _ in } }
                 try await pumpUntilKilled()
             case .alreadyLeft:
-                clientLeft()
+                connection.clientLeft()
             case .unsupported:
-                try await body.consumeWithInboundCloseHandler { _ in try await pumpUntilKilled() } onInboundClosed: { clientLeft() }
+                try await body.consumeWithInboundCloseHandler { _ in try await pumpUntilKilled() } onInboundClosed: { connection.clientLeft() }
             }
             writer = pumpWriter.writer
             try await writer.finish(nil)

@@ -32,17 +32,7 @@ private func cursorAtLiveEnd(_ log: Log) async -> SharedLogCursor<Int> {
 
 /// What `target` was written until `count` bytes came (or what came within 10 s).
 private func collect(_ target: RecordingTarget, bytes count: Int) async -> String {
-    let deadline = Task {
-        try await Task.sleep(for: .seconds(10))
-        target.endWrites()
-    }
-    defer { deadline.cancel() }
-    var text = ""
-    for await write in target.writes {
-        text += String(buffer: write)
-        if text.utf8.count >= count { break }
-    }
-    return text
+    await target.written { $0.utf8.count >= count }
 }
 
 /// A cursor at the live end of a new log, on the push path of a target of its own.

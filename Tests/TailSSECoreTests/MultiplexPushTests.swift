@@ -88,40 +88,18 @@ private struct PushedMultiplex {
     }
 }
 
-/// The SSE events (`id` and data) written to `target`, until `count` came (or what came in 10 s).
-private func events(_ count: Int, from target: RecordingTarget) async -> [(id: String, data: String)] {
-    let deadline = Task {
-        try await Task.sleep(for: .seconds(10))
-        target.endWrites()
+/// The SSE events (`id` and data) in `text`.
+private func events(in text: String) -> [(id: String, data: String)] {
+    text.split(separator: "\n\n").compactMap { block in
+        let fields = block.split(separator: "\n")
+        guard let id = fields.first(where: { $0.hasPrefix("id: ") }), let data = fields.first(where: { $0.hasPrefix("data: ") }) else { return nil }
+        return (String(id.dropFirst(4)), String(data.dropFirst(6)))
     }
-    defer { deadline.cancel() }
-    var text = ""
-    var found: [(id: String, data: String)] = []
-    for await write in target.writes {
-        text += String(buffer: write)
-        found = text.split(separator: "\n\n").compactMap { block in
-            let fields = block.split(separator: "\n")
-            guard let id = fields.first(where: { $0.hasPrefix("id: ") }), let data = fields.first(where: { $0.hasPrefix("data: ") }) else { return nil }
-            return (String(id.dropFirst(4)), String(data.dropFirst(6)))
-        }
-        if found.count >= count { break }
-    }
-    return found
 }
 
-/// What was written to `target` until it holds `needle` (or what came in 10 s).
-private func text(until needle: String, from target: RecordingTarget) async -> String {
-    let deadline = Task {
-        try await Task.sleep(for: .seconds(10))
-        target.endWrites()
-    }
-    defer { deadline.cancel() }
-    var text = ""
-    for await write in target.writes {
-        text += String(buffer: write)
-        if text.contains(needle) { break }
-    }
-    return text
+/// The SSE events written to `target`, until `count` came (or what came in 10 s).
+private func events(_ count: Int, from target: RecordingTarget) async -> [(id: String, data: String)] {
+    events(in: await target.written { events(in: $0).count >= count })
 }
 
 @Suite struct MultiplexPushTests {
@@ -187,7 +165,7 @@ private func text(until needle: String, from target: RecordingTarget) async -> S
         multiplex.logs[1].tick()
         await multiplex.target.drain()
         multiplex.permits.yield()
-        let written = await text(until: "line 1", from: multiplex.target)
+        let written = await multiplex.target.written { $0.contains("line 1") }
         #expect(written.hasPrefix("id: m1,a=2,b=1\n"), "\(written)")
         await multiplex.stop()
     }

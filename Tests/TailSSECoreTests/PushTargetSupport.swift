@@ -41,6 +41,22 @@ final class RecordingTarget: PushTarget {
 }
 
 extension RecordingTarget {
+    /// What was written, from the first write on, until `isEnough` holds for it (or what came
+    /// within 10 s: a test that waits for a write that never comes fails instead of hanging).
+    func written(until isEnough: (String) -> Bool) async -> String {
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(10))
+            endWrites()
+        }
+        defer { deadline.cancel() }
+        var text = ""
+        for await write in writes {
+            text += String(buffer: write)
+            if isEnough(text) { break }
+        }
+        return text
+    }
+
     /// Writes `bytes` on the lane, in order with the jobs queued there, as a stream's own write
     /// through the connection does; returns once written.
     func send(_ bytes: ByteBuffer) async {

@@ -35,7 +35,7 @@ final class MultiplexWriting: Sendable {
 
     private let state: Mutex<State>
     /// How long the connection may stay quiet before a pushed source sends a heartbeat.
-    private let heartbeatAfter: Duration
+    let heartbeatAfter: Duration
 
     init(encoder: MultiplexEncoder, heartbeatAfter: Duration = .seconds(3600)) {
         state = Mutex(State(encoder: encoder))

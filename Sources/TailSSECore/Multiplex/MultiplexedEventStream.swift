@@ -44,7 +44,7 @@ public final class MultiplexedEventStream: EventStream {
             let pushing = pushes ? push.map { push in
                 SourcePushing(
                     target: MultiplexedSourceTarget(writing: writing, connection: push.connection, source: index),
-                    meter: index < push.meters.count ? push.meters[index] : nil, heartbeatAfter: push.heartbeatAfter, writing: writing
+                    meter: index < push.meters.count ? push.meters[index] : nil, writing: writing
                 )
             } : nil
             Task { await Self.read(stream, index: index, into: mailbox, pushing: pushing) }
@@ -115,7 +115,6 @@ public final class MultiplexedEventStream: EventStream {
     private struct SourcePushing: Sendable {
         var target: MultiplexedSourceTarget
         var meter: (any SourceMeter)?
-        var heartbeatAfter: Duration
         var writing: MultiplexWriting
     }
 
@@ -124,7 +123,7 @@ public final class MultiplexedEventStream: EventStream {
             // Pushed events may follow only once everything this task handed over was written.
             // While the source is pushed, no task reads it: one starts again when it leaves.
             if let pushing, await mailbox.waitUntilWritten(index) {
-                let heartbeat = PushHeartbeat(after: pushing.heartbeatAfter, quietSince: pushing.writing.lastWrite)
+                let heartbeat = PushHeartbeat(after: pushing.writing.heartbeatAfter, quietSince: pushing.writing.lastWrite)
                 let joined = stream.pushLive(pushing.target, meter: pushing.meter, heartbeat: heartbeat) { pushed in
                     if pushed.reason == .notWritable { pushing.meter?.leftPush() }
                     Task { await read(stream, index: index, into: mailbox, pushing: pushing) }
